@@ -1,0 +1,1 @@
+"""The logistics brain: fulfilment policies, network index, router, batch allocator. No I/O."""

@@ -1,0 +1,250 @@
+"""NetworkIndex: a network snapshot compiled into read-only numpy arrays for the router."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from silkroute.domain.carriers import (
+    BAND_LIMITS_KM,
+    N_BANDS,
+    TRANSIT_DAYS,
+    CarrierTier,
+    NetworkSnapshot,
+)
+from silkroute.domain.errors import ValidationError
+from silkroute.domain.network import LocationKind
+
+TIERS: tuple[CarrierTier, ...] = tuple(CarrierTier)
+KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
+
+
+def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1)[:, None], np.radians(lat2)[None, :]
+    dl = np.radians(lon2)[None, :] - np.radians(lon1)[:, None]
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+@dataclass
+class NetworkIndex:
+    """Positions (0..n-1) index every array; `*_ids` map positions back to database ids.
+
+    Carriers are stored sorted by base fee, so every per-zone carrier list is pre-sorted
+    cheapest first. Arrays are never written after `build`; the pair cache only grows.
+    """
+
+    country: str
+    currency: str
+    # zones
+    zone_ids: np.ndarray
+    zone_lat: np.ndarray
+    zone_lon: np.ndarray
+    zone_pop: np.ndarray
+    zone_pos: dict[int, int]
+    # locations
+    loc_ids: np.ndarray
+    loc_pos: dict[int, int]
+    loc_zone: np.ndarray
+    loc_lat: np.ndarray
+    loc_lon: np.ndarray
+    loc_capacity: np.ndarray
+    loc_handling: np.ndarray
+    loc_opens: np.ndarray
+    loc_closes: np.ndarray
+    loc_kind: np.ndarray
+    loc_owner: np.ndarray  # seller id, -1 when not a seller's
+    loc_priority: np.ndarray
+    loc_pickup: np.ndarray
+    loc_dist: np.ndarray  # (locations, zones) km, float32
+    loc_band: np.ndarray  # (locations, zones) int8
+    # carriers
+    car_ids: np.ndarray
+    car_pos: dict[int, int]
+    car_tier: np.ndarray
+    car_fee: np.ndarray  # (carriers, bands): base + band surcharge; inf where not offered
+    car_perkg: np.ndarray
+    car_cdf: np.ndarray  # (carriers, bands, days)
+    car_cutoff: np.ndarray
+    car_capacity: np.ndarray
+    car_ontime: np.ndarray
+    car_maxw: np.ndarray
+    coverage: np.ndarray  # (zones, carriers) bool
+    zone_ptr: np.ndarray  # CSR: carriers serving each zone, cheapest first
+    zone_car: np.ndarray
+    zone_min_fee: np.ndarray
+    next_day_zone: np.ndarray  # bool per zone: some carrier can keep a next-day promise
+    # SKUs and stock positions (CSR by SKU)
+    sku_ids: np.ndarray
+    sku_pos: dict[int, int]
+    sku_seller: np.ndarray
+    sku_weight: np.ndarray
+    sku_ptr: np.ndarray
+    sku_loc: np.ndarray
+    stock0: np.ndarray
+    build_seconds: float = 0.0
+    _pairs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------------------
+    @property
+    def n_zones(self) -> int:
+        return len(self.zone_ids)
+
+    @property
+    def n_locations(self) -> int:
+        return len(self.loc_ids)
+
+    @property
+    def n_carriers(self) -> int:
+        return len(self.car_ids)
+
+    def pair_carriers(self, zone_from: int, zone_to: int) -> np.ndarray:
+        """Positions of the carriers serving both zones, cheapest base fee first (cached)."""
+        key = zone_from * self.n_zones + zone_to
+        hit = self._pairs.get(key)
+        if hit is None:
+            lo, hi = self.zone_ptr[zone_to], self.zone_ptr[zone_to + 1]
+            cands = self.zone_car[lo:hi]
+            hit = cands[self.coverage[zone_from, cands]]
+            self._pairs[key] = hit
+        return hit
+
+    def nearest_zone(self, latitude: float, longitude: float) -> int:
+        d = _km(np.array([latitude]), np.array([longitude]), self.zone_lat, self.zone_lon)[0]
+        return int(np.argmin(d))
+
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state["_pairs"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
+
+def build_index(net: NetworkSnapshot) -> NetworkIndex:
+    """Compile a snapshot; raises ValidationError on dangling references."""
+    t0 = time.perf_counter()
+    zones = net.zones
+    zone_ids = np.array([z.id for z in zones], dtype=np.int64)
+    zone_pos = {int(z): i for i, z in enumerate(zone_ids)}
+    zlat = np.array([z.latitude for z in zones], dtype=np.float64)
+    zlon = np.array([z.longitude for z in zones], dtype=np.float64)
+    nz = len(zones)
+
+    locs = net.locations
+    loc_ids = np.array([loc.id for loc in locs], dtype=np.int64)
+    loc_pos = {int(v): i for i, v in enumerate(loc_ids)}
+    for loc in locs:
+        if loc.zone_id not in zone_pos:
+            raise ValidationError(f"location {loc.id}: unknown zone {loc.zone_id}",
+                                  field="zone_id")
+    llat = np.array([loc.latitude for loc in locs], dtype=np.float64)
+    llon = np.array([loc.longitude for loc in locs], dtype=np.float64)
+    dist = _km(llat, llon, zlat, zlon).astype(np.float32) if locs else np.zeros((0, nz),
+                                                                                 np.float32)
+    band = np.searchsorted(np.array(BAND_LIMITS_KM[:-1]), dist, side="left").astype(np.int8)
+    loc_zone = np.array([zone_pos[loc.zone_id] for loc in locs], dtype=np.int64)
+
+    # carriers, sorted by base fee so per-zone lists come out cheapest first
+    order = sorted(net.carriers, key=lambda c: (c.rate_card.base_fee, c.id))
+    nc = len(order)
+    car_ids = np.array([c.id for c in order], dtype=np.int64)
+    car_pos = {int(v): i for i, v in enumerate(car_ids)}
+    car_fee = np.full((nc, N_BANDS), np.inf)
+    car_cdf = np.zeros((nc, N_BANDS, TRANSIT_DAYS))
+    coverage = np.zeros((nz, nc), dtype=bool)
+    for i, c in enumerate(order):
+        for b, extra in enumerate(c.rate_card.band_fees):
+            if extra is not None:
+                car_fee[i, b] = c.rate_card.base_fee + extra
+        car_cdf[i] = np.array(c.transit.cdf)
+        for z in c.zones:
+            p = zone_pos.get(z)
+            if p is None:
+                raise ValidationError(f"carrier {c.id}: unknown zone {z}", field="zones")
+            coverage[p, i] = True
+    counts = coverage.sum(axis=1)
+    zone_ptr = np.zeros(nz + 1, dtype=np.int64)
+    zone_ptr[1:] = np.cumsum(counts)
+    zone_car = np.nonzero(coverage)[1].astype(np.int64)  # row-major: per zone, ascending pos
+    min_fee = np.array([car_fee[zone_car[zone_ptr[z]:zone_ptr[z + 1]], 0].min()
+                        if counts[z] else np.inf for z in range(nz)])
+
+    # A zone gets next-day promises when a carrier serving it and the zone of its nearest
+    # stock-holding location delivers within one day with probability >= 0.8.
+    stocking = np.array([loc.kind is not LocationKind.PICKUP_POINT for loc in locs], bool)
+    next_day = np.zeros(nz, dtype=bool)
+    if stocking.any() and nc:
+        sidx = np.flatnonzero(stocking)
+        near = sidx[np.argmin(dist[sidx], axis=0)]
+        for z in range(nz):
+            lz = loc_zone[near[z]]
+            cs = np.flatnonzero(coverage[z] & coverage[lz])
+            if len(cs):
+                next_day[z] = bool((car_cdf[cs, band[near[z], z], 1] >= 0.8).any())
+
+    skus = net.skus
+    sku_ids = np.array([s.id for s in skus], dtype=np.int64)
+    sku_pos = {int(v): i for i, v in enumerate(sku_ids)}
+    per_sku: list[list[tuple[int, int]]] = [[] for _ in skus]
+    for sp in net.stock:
+        sp_pos = sku_pos.get(sp.sku_id)
+        lp = loc_pos.get(sp.location_id)
+        if sp_pos is None or lp is None:
+            raise ValidationError(
+                f"stock: unknown SKU {sp.sku_id} or location {sp.location_id}", field="stock")
+        per_sku[sp_pos].append((lp, sp.quantity))
+    sku_ptr = np.zeros(len(skus) + 1, dtype=np.int64)
+    sku_ptr[1:] = np.cumsum([len(x) for x in per_sku])
+    flat = [p for x in per_sku for p in x]
+    sku_loc = np.array([p[0] for p in flat], dtype=np.int64)
+    stock0 = np.array([p[1] for p in flat], dtype=np.int64)
+
+    idx = NetworkIndex(
+        country=net.country, currency=net.currency,
+        zone_ids=zone_ids, zone_lat=zlat, zone_lon=zlon,
+        zone_pop=np.array([z.population for z in zones], dtype=np.int64), zone_pos=zone_pos,
+        loc_ids=loc_ids, loc_pos=loc_pos, loc_zone=loc_zone, loc_lat=llat, loc_lon=llon,
+        loc_capacity=np.array([loc.daily_capacity for loc in locs], dtype=np.int64),
+        loc_handling=np.array([loc.handling_cost for loc in locs], dtype=np.float64),
+        loc_opens=np.array([loc.opens_hour for loc in locs], dtype=np.float64),
+        loc_closes=np.array([loc.closes_hour for loc in locs], dtype=np.float64),
+        loc_kind=np.array([KINDS.index(loc.kind) for loc in locs], dtype=np.int8),
+        loc_owner=np.array([loc.owner_id if loc.owner_id is not None else -1 for loc in locs],
+                           dtype=np.int64),
+        loc_priority=np.array([loc.priority for loc in locs], dtype=np.int64),
+        loc_pickup=np.array([loc.is_pickup_point for loc in locs], dtype=bool),
+        loc_dist=dist, loc_band=band,
+        car_ids=car_ids, car_pos=car_pos,
+        car_tier=np.array([TIERS.index(c.tier) for c in order], dtype=np.int8),
+        car_fee=car_fee,
+        car_perkg=np.array([c.rate_card.per_kg for c in order], dtype=np.float64),
+        car_cdf=car_cdf,
+        car_cutoff=np.array([c.cutoff_hour for c in order], dtype=np.float64),
+        car_capacity=np.array([c.daily_capacity for c in order], dtype=np.int64),
+        car_ontime=np.array([c.on_time_rate for c in order], dtype=np.float64),
+        car_maxw=np.array([c.max_weight_g for c in order], dtype=np.float64),
+        coverage=coverage, zone_ptr=zone_ptr, zone_car=zone_car, zone_min_fee=min_fee,
+        next_day_zone=next_day,
+        sku_ids=sku_ids, sku_pos=sku_pos,
+        sku_seller=np.array([s.seller_id for s in skus], dtype=np.int64),
+        sku_weight=np.array([s.weight_g for s in skus], dtype=np.int64),
+        sku_ptr=sku_ptr, sku_loc=sku_loc, stock0=stock0,
+    )
+    idx.build_seconds = time.perf_counter() - t0
+    return idx

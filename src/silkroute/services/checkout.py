@@ -1,0 +1,274 @@
+"""checkout and cancel: a multi-seller cart becomes one reserved order per seller."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from silkroute.domain.catalog import check_quantity, check_sku_code
+from silkroute.domain.errors import NotFound, OutOfStock, ValidationError
+from silkroute.domain.orders import HOLDS_RESERVATION, OrderState, transition
+from silkroute.routing.policy import (
+    CandidateLocation,
+    FulfilmentDecision,
+    FulfilmentPolicy,
+    NearestWithStockPolicy,
+    OrderLineRequest,
+    OrderRequest,
+)
+from silkroute.store.uow import UnitOfWork
+
+MAX_ROUTE_ATTEMPTS = 4
+MAX_CART_LINES = 100
+SERVICES = ("standard", "member_next_day", "pickup")
+
+
+@dataclass(frozen=True)
+class CartLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: int
+    seller_id: int
+    state: str
+    currency: str
+    items_amount: int
+    shipments: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]  # (location, ((sku, qty),))
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    checkout_id: int
+    orders: tuple[PlacedOrder, ...]
+
+
+_default_policy: FulfilmentPolicy = NearestWithStockPolicy()
+
+
+def default_policy() -> FulfilmentPolicy:
+    return _default_policy
+
+
+def set_default_policy(policy: FulfilmentPolicy) -> None:
+    global _default_policy
+    _default_policy = policy
+
+
+def validate_cart(lines: Sequence[CartLine]) -> list[CartLine]:
+    """Check quantities and codes; merge repeated SKUs into one line."""
+    if not lines:
+        raise ValidationError("lines: the cart is empty", field="lines")
+    if len(lines) > MAX_CART_LINES:
+        raise ValidationError(f"lines: at most {MAX_CART_LINES} lines", field="lines")
+    merged: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        check_sku_code(line.sku)
+        check_quantity(line.quantity, f"lines[{i}].quantity")
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    for code, qty in merged.items():
+        check_quantity(qty, f"quantity of {code}")
+    return [CartLine(code, qty) for code, qty in merged.items()]
+
+
+def _candidates(uow: UnitOfWork, seller_id: int, sku_ids: list[int]) -> list[CandidateLocation]:
+    per_loc: dict[int, dict[str, Any]] = {}
+    for row in uow.repos.stock.candidates(seller_id, sku_ids):
+        entry = per_loc.setdefault(row.location_id, {
+            "lat": row.latitude, "lon": row.longitude, "name": row.name, "avail": {}})
+        entry["avail"][row.sku_id] = int(row.available)
+    return [CandidateLocation(loc, e["lat"], e["lon"], e["avail"], e["name"])
+            for loc, e in per_loc.items()]
+
+
+def _check_decision(request: OrderRequest, decision: FulfilmentDecision) -> None:
+    """A policy must ship exactly the ordered quantities; anything else is a bug."""
+    shipped: dict[int, int] = defaultdict(int)
+    for shipment in decision.shipments:
+        for sku_id, qty in shipment.lines:
+            shipped[sku_id] += qty
+    wanted = {ln.sku_id: ln.quantity for ln in request.lines}
+    if dict(shipped) != wanted:
+        raise RuntimeError(f"policy returned {dict(shipped)} for {wanted}")
+
+
+def checkout(
+    uow: UnitOfWork,
+    buyer_id: int,
+    lines: Sequence[CartLine],
+    *,
+    address_id: int | None = None,
+    service: str = "standard",
+    pickup_location_id: int | None = None,
+    policy: FulfilmentPolicy | None = None,
+) -> CheckoutResult:
+    """Split the cart per seller, route each order and reserve its stock atomically.
+
+    Reservations are conditional updates applied in one global (sku, location) order;
+    if another buyer won a race, the whole cart is routed again on fresh stock, a bounded
+    number of times. Any failure leaves nothing reserved.
+    """
+    cart = validate_cart(lines)
+    if service not in SERVICES:
+        raise ValidationError(f"service: {service!r} is not one of {', '.join(SERVICES)}",
+                              field="service")
+    if service == "pickup" and pickup_location_id is None:
+        raise ValidationError("pickup_location_id is required for pickup", field="pickup_location_id")
+    policy = policy or _default_policy
+    with uow:
+        repos = uow.repos
+        if repos.buyers.get(buyer_id) is None:
+            raise NotFound(f"buyer_id: no buyer {buyer_id}", field="buyer_id")
+        address = (repos.buyers.address(address_id) if address_id is not None
+                   else repos.buyers.default_address(buyer_id))
+        if address is None or address.buyer_id != buyer_id:
+            raise (NotFound(f"address_id: no address {address_id} of buyer {buyer_id}",
+                            field="address_id") if address_id is not None else
+                   ValidationError(f"address_id: buyer {buyer_id} has no address",
+                                   field="address_id"))
+        dest_lat, dest_lon, dest_zone = address.latitude, address.longitude, address.zone_id
+        if pickup_location_id is not None:
+            point = repos.locations.get(pickup_location_id)
+            if point is None or point.kind not in ("store", "pickup_point"):
+                raise NotFound(f"pickup_location_id: no pickup point {pickup_location_id}",
+                               field="pickup_location_id")
+            dest_lat, dest_lon, dest_zone = point.latitude, point.longitude, point.zone_id
+        skus = repos.catalog.skus_by_code(c.sku for c in cart)
+        by_seller: dict[int, list[OrderLineRequest]] = defaultdict(list)
+        prices: dict[int, int] = {}
+        currency: dict[int, str] = {}
+        for i, c in enumerate(cart):
+            sku = skus.get(c.sku)
+            if sku is None:
+                raise NotFound(f"lines[{i}].sku: no SKU {c.sku!r}", field=f"lines[{i}].sku")
+            if not sku.on_sale:
+                raise ValidationError(f"lines[{i}].sku: {c.sku} is not on sale",
+                                      field=f"lines[{i}].sku")
+            by_seller[sku.seller_id].append(
+                OrderLineRequest(sku.id, sku.code, c.quantity, sku.weight_g))
+            prices[sku.id] = int(sku.price_amount)
+            currency[sku.seller_id] = sku.currency
+        requests = [
+            OrderRequest(seller_id, tuple(reqs), dest_lat, dest_lon, dest_zone, service,
+                         pickup_location_id)
+            for seller_id, reqs in sorted(by_seller.items())
+        ]
+        decisions = _route_and_reserve(uow, requests, policy)
+        checkout_id = repos.orders.add_checkout(buyer_id)
+        placed = []
+        for request, decision in zip(requests, decisions, strict=True):
+            placed.append(_record_order(uow, checkout_id, buyer_id, address.id, request,
+                                        decision, prices, currency[request.seller_id],
+                                        policy.name))
+        return CheckoutResult(checkout_id, tuple(placed))
+
+
+def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
+                       policy: FulfilmentPolicy) -> list[FulfilmentDecision]:
+    repos = uow.repos
+    lost: tuple[OrderLineRequest, int] | None = None
+    for _attempt in range(MAX_ROUTE_ATTEMPTS):
+        decisions = []
+        for request in requests:
+            cands = _candidates(uow, request.seller_id, [ln.sku_id for ln in request.lines])
+            decision = policy.decide(request, cands)
+            _check_decision(request, decision)
+            decisions.append(decision)
+        wanted: dict[tuple[int, int], int] = defaultdict(int)
+        for decision in decisions:
+            for shipment in decision.shipments:
+                for sku_id, qty in shipment.lines:
+                    wanted[(sku_id, shipment.location_id)] += qty
+        savepoint = uow.conn.begin_nested()
+        failed = None
+        for (sku_id, location_id), qty in sorted(wanted.items()):
+            if not repos.stock.reserve(sku_id, location_id, qty):
+                failed = (sku_id, location_id)
+                break
+        if failed is None:
+            savepoint.commit()
+            return decisions
+        savepoint.rollback()
+        line = next(ln for r in requests for ln in r.lines if ln.sku_id == failed[0])
+        lost = (line, 0)
+    assert lost is not None
+    line = lost[0]
+    seller = next(r.seller_id for r in requests if line in r.lines)
+    available = sum(c.available.get(line.sku_id, 0) for c in _candidates(uow, seller,
+                                                                         [line.sku_id]))
+    raise OutOfStock(line.sku_code, line.quantity, available)
+
+
+def _record_order(uow: UnitOfWork, checkout_id: int, buyer_id: int, address_id: int,
+                  request: OrderRequest, decision: FulfilmentDecision, prices: dict[int, int],
+                  currency: str, policy_name: str) -> PlacedOrder:
+    repos = uow.repos
+    items = sum(prices[ln.sku_id] * ln.quantity for ln in request.lines)
+    order_id = repos.orders.add(
+        checkout_id=checkout_id, buyer_id=buyer_id, seller_id=request.seller_id,
+        state=OrderState.RESERVED.value, currency=currency, items_amount=items,
+        address_id=address_id, zone_id=request.zone_id, latitude=request.latitude,
+        longitude=request.longitude, service=request.service,
+        pickup_location_id=request.pickup_location_id, policy=policy_name,
+        plan=decision.explanation or None)
+    line_ids = {}
+    for ln in request.lines:
+        line_ids[ln.sku_id] = repos.orders.add_line(
+            order_id=order_id, sku_id=ln.sku_id, quantity=ln.quantity,
+            unit_price=prices[ln.sku_id])
+    repos.orders.add_allocations([
+        {"order_id": order_id, "line_id": line_ids[sku_id], "sku_id": sku_id,
+         "location_id": s.location_id, "quantity": qty, "carrier_id": s.carrier_id,
+         "status": "reserved"}
+        for s in decision.shipments for sku_id, qty in s.lines
+    ])
+    repos.orders.add_event(order_id, None, OrderState.CREATED.value)
+    repos.orders.add_event(order_id, OrderState.CREATED.value, OrderState.RESERVED.value)
+    return PlacedOrder(order_id, request.seller_id, OrderState.RESERVED.value, currency, items,
+                       tuple((s.location_id, s.lines) for s in decision.shipments))
+
+
+def release_reservations(uow: UnitOfWork, order_id: int) -> int:
+    """Give back every unit an order still holds; returns how many units."""
+    released = 0
+    for alloc in uow.repos.orders.allocations(order_id, status="reserved"):
+        if not uow.repos.stock.release(alloc.sku_id, alloc.location_id, alloc.quantity):
+            raise RuntimeError(f"order {order_id}: reservation of SKU {alloc.sku_id} at "
+                               f"location {alloc.location_id} is missing")
+        released += alloc.quantity
+    uow.repos.orders.set_allocation_status(order_id, "reserved", "released")
+    return released
+
+
+def move_order(uow: UnitOfWork, order_id: int, target: OrderState, note: str = "") -> Any:
+    """Move an order along its state machine with a compare-and-set; returns the old row."""
+    order = uow.repos.orders.get(order_id)
+    if order is None:
+        raise NotFound(f"order_id: no order {order_id}", field="order_id")
+    transition(order_id, order.state, target)
+    if not uow.repos.orders.move(order_id, order.state, target.value):
+        fresh = uow.repos.orders.get(order_id)
+        transition(order_id, fresh.state, target)  # raises with the state that won
+        raise RuntimeError(f"order {order_id} changed concurrently")
+    uow.repos.orders.add_event(order_id, order.state, target.value, note)
+    return order
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    order_id: int
+    released_units: int
+
+
+def cancel(uow: UnitOfWork, order_id: int) -> Cancelled:
+    """Cancel an unpaid order and release what it reserved."""
+    with uow:
+        order = move_order(uow, order_id, OrderState.CANCELLED)
+        released = 0
+        if OrderState(order.state) in HOLDS_RESERVATION:
+            released = release_reservations(uow, order_id)
+        return Cancelled(order_id, released)

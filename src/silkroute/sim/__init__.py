@@ -1,0 +1,1 @@
+"""Generators of networks, sellers and demand from real cities, and the simulator."""

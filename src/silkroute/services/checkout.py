@@ -117,7 +117,8 @@ def checkout(
         raise ValidationError(f"service: {service!r} is not one of {', '.join(SERVICES)}",
                               field="service")
     if service == "pickup" and pickup_location_id is None:
-        raise ValidationError("pickup_location_id is required for pickup", field="pickup_location_id")
+        raise ValidationError("pickup_location_id is required for pickup",
+                              field="pickup_location_id")
     policy = policy or _default_policy
     with uow:
         repos = uow.repos

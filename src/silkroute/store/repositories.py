@@ -10,6 +10,13 @@ from sqlalchemy import Connection, func, insert, select, update
 from silkroute.store import tables as t
 
 
+def _new_id(conn: Connection, statement: Any) -> int:
+    """Run an INSERT and return the primary key it created."""
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 class _Repo:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -17,15 +24,14 @@ class _Repo:
 
 class SellerRepo(_Repo):
     def add(self, name: str) -> int:
-        return int(self.conn.execute(insert(t.sellers).values(name=name)).inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.sellers).values(name=name))
 
     def get(self, seller_id: int) -> Any:
         return self.conn.execute(select(t.sellers).where(t.sellers.c.id == seller_id)).first()
 
     def add_shop(self, seller_id: int, name: str, currency: str) -> int:
-        res = self.conn.execute(
-            insert(t.shops).values(seller_id=seller_id, name=name, currency=currency))
-        return int(res.inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.shops).values(
+            seller_id=seller_id, name=name, currency=currency))
 
     def shop_of(self, seller_id: int) -> Any:
         return self.conn.execute(select(t.shops).where(t.shops.c.seller_id == seller_id)).first()
@@ -47,7 +53,7 @@ class ZoneRepo(_Repo):
 
 class LocationRepo(_Repo):
     def add(self, **values: Any) -> int:
-        return int(self.conn.execute(insert(t.locations).values(**values)).inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.locations).values(**values))
 
     def get(self, location_id: int) -> Any:
         return self.conn.execute(
@@ -65,12 +71,11 @@ class LocationRepo(_Repo):
 
 class CatalogRepo(_Repo):
     def add_product(self, seller_id: int, title: str, category: str) -> int:
-        res = self.conn.execute(
-            insert(t.products).values(seller_id=seller_id, title=title, category=category))
-        return int(res.inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.products).values(
+            seller_id=seller_id, title=title, category=category))
 
     def add_sku(self, **values: Any) -> int:
-        return int(self.conn.execute(insert(t.skus).values(**values)).inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.skus).values(**values))
 
     def existing_codes(self, codes: Iterable[str]) -> set[str]:
         codes = list(codes)
@@ -168,7 +173,7 @@ class StockRepo(_Repo):
 
 class BuyerRepo(_Repo):
     def add(self, name: str) -> int:
-        return int(self.conn.execute(insert(t.buyers).values(name=name)).inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.buyers).values(name=name))
 
     def get(self, buyer_id: int) -> Any:
         return self.conn.execute(select(t.buyers).where(t.buyers.c.id == buyer_id)).first()
@@ -177,8 +182,7 @@ class BuyerRepo(_Repo):
         if values.get("is_default"):
             self.conn.execute(update(t.addresses).where(
                 t.addresses.c.buyer_id == values["buyer_id"]).values(is_default=False))
-        return int(self.conn.execute(insert(t.addresses).values(**values))
-                   .inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.addresses).values(**values))
 
     def address(self, address_id: int) -> Any:
         return self.conn.execute(
@@ -192,15 +196,13 @@ class BuyerRepo(_Repo):
 
 class OrderRepo(_Repo):
     def add_checkout(self, buyer_id: int) -> int:
-        return int(self.conn.execute(insert(t.checkouts).values(buyer_id=buyer_id))
-                   .inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.checkouts).values(buyer_id=buyer_id))
 
     def add(self, **values: Any) -> int:
-        return int(self.conn.execute(insert(t.orders).values(**values)).inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.orders).values(**values))
 
     def add_line(self, **values: Any) -> int:
-        return int(self.conn.execute(insert(t.order_lines).values(**values))
-                   .inserted_primary_key[0])
+        return _new_id(self.conn, insert(t.order_lines).values(**values))
 
     def add_allocations(self, rows: list[dict[str, Any]]) -> None:
         if rows:

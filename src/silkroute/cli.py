@@ -33,7 +33,7 @@ for sub, name in ((db_app, "db"), (shop_app, "shop"), (location_app, "location")
     app.add_typer(sub, name=name)
 
 out = Console()
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: "
@@ -172,7 +172,7 @@ def catalog_import(
         if as_json:
             print_json({"imported": False, "errors": [e.__dict__ for e in exc.errors]})
             raise typer.Exit(2) from None
-        err.print(f"error: {len(exc.errors)} bad row(s) in {file}, nothing imported",
+        err.print(f"error: {exc.bad_rows} bad row(s) in {file}, nothing imported",
                   markup=False)
         for e in exc.errors:
             err.print(f"  {e}", markup=False)

@@ -38,7 +38,7 @@ class Dimensions:
     def __post_init__(self) -> None:
         for name in ("length_mm", "width_mm", "height_mm"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValidationError(f"{name} must be a whole number ≥ 0, got {value!r}",
                                       field=name)
 
@@ -92,7 +92,7 @@ class Product:
 
 
 def check_sku_code(code: str) -> str:
-    if not isinstance(code, str) or not SKU_CODE.match(code):
+    if not isinstance(code, str) or not SKU_CODE.fullmatch(code):
         raise ValidationError(
             f"sku: {code!r} is not a valid SKU code (letters, digits, '.', '_', '-', ≤64)",
             field="sku",
@@ -123,6 +123,11 @@ class StockLevel:
     reserved: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("on_hand", "reserved"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError(f"{name} must be a whole number, got {value!r}",
+                                      field=name)
         if self.reserved < 0:
             raise ValidationError(f"reserved must be ≥ 0, got {self.reserved}", field="reserved")
         if self.on_hand < self.reserved:

@@ -36,7 +36,8 @@ class CatalogImportError(ValidationError):
 
     def __init__(self, errors: list[RowError]):
         self.errors = errors
-        head = f"{len(errors)} bad row(s), nothing imported"
+        self.bad_rows = len({e.line for e in errors})
+        head = f"{self.bad_rows} bad row(s), nothing imported"
         super().__init__(head + "\n" + "\n".join(str(e) for e in errors),
                          field=errors[0].field if errors else None)
 
@@ -179,8 +180,9 @@ def import_catalog(uow: UnitOfWork, seller_id: int, source: str | Path) -> Impor
     """Import products, SKUs and stock from CSV text or a file; all or nothing."""
     text = Path(source).read_text(encoding="utf-8-sig") if isinstance(source, Path) else source
     rows, errors = parse_catalog(text)
-    if errors:
+    if errors and not rows:
         raise CatalogImportError(errors)
+    # Rows that parsed are still checked against the database, so one report lists all.
     summary = ImportSummary()
     with uow:
         shop = uow.repos.sellers.shop_of(seller_id)

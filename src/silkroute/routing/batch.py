@@ -21,6 +21,10 @@ BoolArray = npt.NDArray[np.bool_]
 FULL_MIP_MAX_VARIABLES = 200_000
 #: seconds kept back from the time limit for bookkeeping
 SAFETY = 0.15
+#: share of the time after construction spent in the large neighbourhood search
+LNS_SHARE = 0.3
+#: share of the time after construction for the first, short exact attempt
+QUICK_SHARE = 0.1
 
 
 @dataclass
@@ -130,7 +134,7 @@ def _lns(
     a = search.best.copy()
     cur_cost = search.best_cost
     cols = np.arange(n)
-    target = 250.0  # variables per piece, adapted as we go
+    target = 80.0  # variables per piece, adapted as we go
     related = np.argsort(bound.reduced_cost, axis=0, kind="stable")
     while time.monotonic() < until and not search.closed():
         left = until - time.monotonic()
@@ -176,7 +180,7 @@ def _lns(
         pos[sub_agents] = np.arange(sub_agents.size)
         start = pos[a[free]]
         sub_mask[start, np.arange(free.size)] = True
-        sub_limit = min(left, 1.0)
+        sub_limit = min(left, 0.3)
         t0 = time.monotonic()
         out = solve_mip(
             sub_cost, sub_weight, sub_cap, sub_mask, sub_limit, start=start,
@@ -239,42 +243,43 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
         built = regret_construction(problem, np.zeros(problem.agents),
                                     started + 0.4 * time_limit)
     if built is not None:
-        search.offer(local_search(problem, built, min(deadline, time.monotonic() + 0.1 * time_limit)))
+        polish_until = min(deadline, time.monotonic() + 0.1 * time_limit)
+        search.offer(local_search(problem, built, polish_until))
 
-    mask = _fixing_mask(problem, bound, search.best_cost, search.best)
-    vars_ = int(mask.sum())
-
-    # a first exact attempt on the (fixed) whole model
-    if not search.closed() and vars_ <= FULL_MIP_MAX_VARIABLES and search.remaining() > 0.05:
-        share = 0.3 if search.best is not None else 0.8
-        out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                        share * search.remaining(), start=search.best, seed=seed)
-        search.offer(out.assignment)
-        if out.status == "optimal" and search.best is not None:
-            search.bound = max(search.bound, float(search.best_cost))
-        elif out.status == "infeasible":
-            if search.best is None:
-                return result(search, "infeasible", "no assignment fits the capacities "
-                              "(proven by HiGHS)", bound.method)
-            search.bound = max(search.bound, float(search.best_cost))
-        else:
-            search.bound = max(search.bound, min(out.bound, search.best_cost))
-    if search.best is None:
-        return result(search, "unknown", "no feasible assignment found within the time limit",
-                      bound.method)
-
-    # large neighbourhood search, then a final exact attempt with the best start
-    if not search.closed():
-        lns_until = time.monotonic() + 0.75 * search.remaining()
-        _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng, lns_until)
-    if not search.closed() and search.remaining() > 0.1:
+    # a short exact attempt: small or easy models are closed here
+    if search.best is not None and not search.closed() and search.remaining() > 0.1:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                            search.remaining(), start=search.best, seed=seed)
+                            QUICK_SHARE * search.remaining(), start=search.best, seed=seed)
             search.offer(out.assignment)
             if out.status in ("optimal", "infeasible"):
                 search.bound = max(search.bound, float(search.best_cost))
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
+
+    # large neighbourhood search on small pieces, then the exact model from the best start
+    if search.best is not None and not search.closed():
+        lns_until = time.monotonic() + LNS_SHARE * search.remaining()
+        _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
+             lns_until)
+    if not search.closed() and search.remaining() > 0.05:
+        mask = _fixing_mask(problem, bound, search.best_cost, search.best)
+        if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
+            out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
+                            search.remaining(), start=search.best, seed=seed)
+            had = search.best is not None
+            search.offer(out.assignment)
+            if out.status == "optimal":
+                search.bound = max(search.bound, float(search.best_cost))
+            elif out.status == "infeasible":
+                if not had:
+                    return result(search, "infeasible", "no assignment fits the capacities "
+                                  "(proven by HiGHS)", bound.method)
+                search.bound = max(search.bound, float(search.best_cost))
+            else:
+                search.bound = max(search.bound, min(out.bound, search.best_cost))
+    if search.best is None:
+        return result(search, "unknown", "no feasible assignment found within the time limit",
+                      bound.method)
     return result(search, "feasible", None, bound.method)

@@ -1,14 +1,21 @@
-"""HiGHS models of (pieces of) a generalised assignment problem: LP relaxation and MIP."""
+"""HiGHS models of (pieces of) a generalised assignment problem: LP relaxation and MIP.
+
+highspy is imported lazily: its HiGHS symbols clash with the copy inside OR-Tools, so a
+process that has loaded OR-Tools cannot load highspy (and the reverse).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 
 from silkroute.routing.gap import AllocationProblem
+
+if TYPE_CHECKING:
+    import highspy
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -36,6 +43,8 @@ class LpOutcome:
 
 
 def _highs(threads: int = 1) -> highspy.Highs:
+    import highspy
+
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", threads)
@@ -52,6 +61,8 @@ def build_model(
 ) -> tuple[highspy.Highs, IntArray, IntArray]:
     """The assignment model over the variables where `mask` is True: each job exactly once,
     each agent within capacity. Returns the solver and the (agent, job) of each column."""
+    import highspy
+
     m, n = cost.shape
     jj, ii = np.nonzero(mask.T)  # column order: by job, then agent
     ii = ii.astype(np.int64)
@@ -84,6 +95,8 @@ def build_model(
 
 def solve_lp(problem: AllocationProblem, time_limit: float) -> LpOutcome:
     """LP relaxation of the whole problem with HiGHS (dual simplex)."""
+    import highspy
+
     m, n = problem.agents, problem.jobs
     h, ii, jj = build_model(
         problem.cost, problem.weight, problem.capacity, problem.allowed, integral=False
@@ -117,6 +130,8 @@ def solve_mip(
 ) -> MipOutcome:
     """Solve the assignment MIP over `mask` with HiGHS, optionally from a start and below a
     cutoff (objective must be at most `cutoff`)."""
+    import highspy
+
     n = cost.shape[1]
     h, ii, jj = build_model(cost, weight, capacity, mask, integral=True)
     h.setOptionValue("time_limit", max(0.01, time_limit))
@@ -151,3 +166,4 @@ def solve_mip(
         name = "other"
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else float("-inf")
     return MipOutcome(name, objective, bound, assignment)
+

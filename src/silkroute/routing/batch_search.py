@@ -37,7 +37,8 @@ def regret_construction(
         else:
             best = c[0]
             second = np.full(n, np.inf)
-        regret = np.where(np.isfinite(second), second - best, 1e18)
+        with np.errstate(invalid="ignore"):
+            regret = np.where(np.isfinite(second), second - best, 1e18)
         regret[~np.isfinite(best)] = 2e18  # stuck jobs first: they fail fast
         regret[~open_jobs] = -1.0
         j = int(np.argmax(regret))
@@ -55,7 +56,7 @@ def local_search(
     problem: AllocationProblem, assignment: IntArray, deadline: float, max_rounds: int = 10_000
 ) -> IntArray:
     """Best-improvement shift and swap moves until none improves (or time runs out)."""
-    m, n = problem.agents, problem.jobs
+    n = problem.jobs
     cost = np.where(problem.allowed, problem.cost, np.iinfo(np.int64).max // 4)
     weight = problem.weight
     cap = problem.capacity
@@ -93,7 +94,8 @@ def local_search(
         new_load_q = load[a][None, :] - own_w[None, :] + wa.T
         ok = (new_load_p <= cap[a][:, None]) & (new_load_q <= cap[a][None, :])
         ok &= a[:, None] != a[None, :]
-        ok &= problem.allowed[a[:, None], cols[None, :]] & problem.allowed[a[:, None], cols[None, :]].T
+        allowed_at = problem.allowed[a[:, None], cols[None, :]]
+        ok &= allowed_at & allowed_at.T
         delta = np.where(ok, delta, 0)
         k = int(np.argmin(delta))
         if int(delta.flat[k]) >= 0:

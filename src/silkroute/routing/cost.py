@@ -59,11 +59,16 @@ class CostModel:
     standard_days: int = 2
     member_days: int = 1
     pickup_days: int = 2
+    # Built-in scarcity price (opportunity term, not a real cost): a parcel on a carrier or
+    # at a location that has used a fraction u of its daily capacity is charged
+    # scarcity_price x u^4, steering volume away from what is about to run out.
+    scarcity_price: float = 1_000.0
 
     @classmethod
     def for_currency(cls, currency: str) -> CostModel:
         s = _PRICE_SCALE.get(currency.upper(), 0.073)
-        return cls(currency.upper(), 1_500.0 * s, 2_500.0 * s, 5_000.0 * s, 2_500.0 * s)
+        return cls(currency.upper(), 1_500.0 * s, 2_500.0 * s, 5_000.0 * s, 2_500.0 * s,
+                   scarcity_price=1_000.0 * s)
 
     def penalty(self, service: str) -> float:
         if service == "member_next_day":

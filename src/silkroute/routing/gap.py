@@ -38,7 +38,7 @@ class AllocationProblem:
     cost: IntArray
     weight: IntArray
     capacity: IntArray
-    allowed: BoolArray = field(default=None)  # type: ignore[assignment]
+    allowed: BoolArray = field(default=None)  # type: ignore[arg-type,assignment]
     agent_names: tuple[str, ...] = ()
     job_names: tuple[str, ...] = ()
 
@@ -282,7 +282,9 @@ def parse_allocation_json(text: str) -> AllocationProblem:
             else:
                 raise _fail(f"{q}.agent", "an agent id or 0-based agent index", ref)
             if allowed[i, j]:
-                raise _fail(f"{q}.agent", f"an agent not already listed for this job ({names[i]!r})")
+                raise _fail(
+                    f"{q}.agent", f"an agent not already listed for this job ({names[i]!r})"
+                )
             if "cost" not in opt:
                 raise _fail(f"{q}.cost", "an integer cost (missing)")
             cost[i, j] = _int(opt["cost"], f"{q}.cost", "an integer cost")

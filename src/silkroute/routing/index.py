@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import resource
 import sys
 import time
@@ -85,6 +86,8 @@ class NetworkIndex:
     zone_car: np.ndarray
     zone_min_fee: np.ndarray
     next_day_zone: np.ndarray  # bool per zone: some carrier can keep a next-day promise
+    zone_best_cdf: np.ndarray  # (zones, days): best P(within d days) of a carrier serving it
+    zone_max_cutoff: np.ndarray  # latest cut-off among carriers serving the zone
     # SKUs and stock positions (CSR by SKU)
     sku_ids: np.ndarray
     sku_pos: dict[int, int]
@@ -95,6 +98,10 @@ class NetworkIndex:
     stock0: np.ndarray
     build_seconds: float = 0.0
     _pairs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _lists: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _top: dict[tuple[int, int, int, float, int, int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
+    _cut: list[float] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------------------------
     @property
@@ -120,6 +127,63 @@ class NetworkIndex:
             self._pairs[key] = hit
         return hit
 
+    def top_carriers(self, zone_from: int, zone_to: int, band: int, penalty: float,
+                     promise: int, hour: float, weight_g: float, car_left: np.ndarray,
+                     k: int, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `k` carriers serving both zones with capacity left, cheapest first by
+        fee + penalty x P(late) for this band, promise, hour class and weight class.
+
+        Returns carrier positions and a block of their columns for this scenario: fee in the
+        band, per kg, cut-off hour, P(on time) if picked up today, P(on time) if picked up
+        tomorrow, max weight. Cached; the caller asks for a `refresh` when too many of a
+        cached list have run out of capacity."""
+        hc = bisect.bisect_right(self._cutoff_levels(), hour)
+        wc = 0 if weight_g < 1_000 else 1 if weight_g < 4_000 else 2 if weight_g < 10_000 else 3
+        key = (zone_from, zone_to, band, penalty, promise, hc, wc)
+        hit = self._top.get(key)
+        if hit is not None and not refresh:
+            return hit
+        cids = self.pair_carriers(zone_from, zone_to)
+        cids = cids[car_left[cids] > 0]
+        days = promise - (hour >= self.car_cutoff[cids]).astype(np.intp)
+        p = self.car_cdf[cids, band, np.minimum(np.maximum(days, 0), self.car_cdf.shape[2] - 1)]
+        if promise < 1:
+            p = np.where(days >= 0, p, 0.0)
+        lb = (self.car_fee[cids, band] + self.car_perkg[cids] * (weight_g / 1000.0)
+              + penalty * (1.0 - p))
+        lb = np.where(self.car_maxw[cids] >= weight_g, lb, np.inf)
+        if len(lb) > k:
+            part = np.argpartition(lb, k - 1)[:k]
+            order = part[np.argsort(lb[part], kind="stable")]
+        else:
+            order = np.argsort(lb, kind="stable")
+        order = order[np.isfinite(lb[order])]
+        top = cids[order]
+        dmax = self.car_cdf.shape[2] - 1
+        p_today = self.car_cdf[top, band, min(max(promise, 0), dmax)]
+        p_late = (self.car_cdf[top, band, min(promise - 1, dmax)] if promise >= 1
+                  else np.zeros(len(top)))
+        if promise < 0:
+            p_today = np.zeros(len(top))
+        block = np.column_stack((self.car_fee[top, band], self.car_perkg[top],
+                                 self.car_cutoff[top], p_today, p_late, self.car_maxw[top]))
+        hit = (top, block)
+        self._top[key] = hit
+        return hit
+
+    def _cutoff_levels(self) -> list[float]:
+        levels = self._cut
+        if not levels:
+            levels.extend(sorted(set(self.car_cutoff.tolist())))
+        return levels
+
+    def lists(self) -> dict[str, list[int]]:
+        """Plain-list copies of hot per-location arrays (scalar access is faster on lists)."""
+        got = self._lists
+        if not got:
+            got["loc_zone"] = self.loc_zone.tolist()
+        return got
+
     def nearest_zone(self, latitude: float, longitude: float) -> int:
         d = _km(np.array([latitude]), np.array([longitude]), self.zone_lat, self.zone_lon)[0]
         return int(np.argmin(d))
@@ -130,6 +194,9 @@ class NetworkIndex:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
         state["_pairs"] = {}
+        state["_top"] = {}
+        state["_cut"] = []
+        state["_lists"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -182,7 +249,14 @@ def build_index(net: NetworkSnapshot) -> NetworkIndex:
     zone_ptr = np.zeros(nz + 1, dtype=np.int64)
     zone_ptr[1:] = np.cumsum(counts)
     zone_car = np.nonzero(coverage)[1].astype(np.int64)  # row-major: per zone, ascending pos
-    min_fee = np.array([car_fee[zone_car[zone_ptr[z]:zone_ptr[z + 1]], 0].min()
+    best_cdf = np.zeros((nz, TRANSIT_DAYS))
+    max_cut = np.zeros(nz)
+    for z in range(nz):
+        cs = zone_car[zone_ptr[z]:zone_ptr[z + 1]]
+        if len(cs):
+            best_cdf[z] = car_cdf[cs].max(axis=(0, 1))
+            max_cut[z] = max(float(c.cutoff_hour) for c in (order[i] for i in cs.tolist()))
+    min_fee = np.array([car_fee[zone_car[zone_ptr[z]:zone_ptr[z + 1]]].min()
                         if counts[z] else np.inf for z in range(nz)])
 
     # A zone gets next-day promises when a carrier serving it and the zone of its nearest
@@ -240,7 +314,7 @@ def build_index(net: NetworkSnapshot) -> NetworkIndex:
         car_ontime=np.array([c.on_time_rate for c in order], dtype=np.float64),
         car_maxw=np.array([c.max_weight_g for c in order], dtype=np.float64),
         coverage=coverage, zone_ptr=zone_ptr, zone_car=zone_car, zone_min_fee=min_fee,
-        next_day_zone=next_day,
+        next_day_zone=next_day, zone_best_cdf=best_cdf, zone_max_cutoff=max_cut,
         sku_ids=sku_ids, sku_pos=sku_pos,
         sku_seller=np.array([s.seller_id for s in skus], dtype=np.int64),
         sku_weight=np.array([s.weight_g for s in skus], dtype=np.int64),

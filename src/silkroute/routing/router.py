@@ -17,7 +17,9 @@ from silkroute.routing.policy import OrderRequest
 NO_STOCK = "no_stock"
 NO_CARRIER = "no_carrier"
 CAPACITY_EXHAUSTED = "capacity_exhausted"
-MAX_CANDIDATES = 12  # single-location candidates evaluated, nearest first
+MAX_CANDIDATES = 6  # single-location candidates evaluated, cheapest-looking first
+SPLIT_LOCATIONS = 8  # locations considered by the split search (the cheapest-looking)
+K_CARRIERS = 24  # carriers priced exactly per location (the index ranks them)
 N_ALTERNATIVES = 3
 _INF = float("inf")
 
@@ -99,6 +101,7 @@ class OrderContext:
     day: dt.date
     lines: list[tuple[int, int, int, int]]  # (SKU position, quantity, unit weight g, sku_id)
     pickup: int | None
+    scarcity: float = 0.0
 
 
 # Per line: location positions, units available, and stock-entry positions (for prices).
@@ -135,7 +138,7 @@ def resolve(order: OrderRequest, index: NetworkIndex, model: CostModel) -> Order
     day = order.order_date or dt.date.today()
     return OrderContext(order.order_ref, zone, service, promise, model.penalty(service),
                         order.placed_hour if order.placed_hour is not None else 10.0, day,
-                        lines, pickup)
+                        lines, pickup, model.scarcity_price)
 
 
 def stock_sources(ctx: OrderContext, index: NetworkIndex, cap: CapacityState) -> Sources:
@@ -153,23 +156,59 @@ def stock_sources(ctx: OrderContext, index: NetworkIndex, cap: CapacityState) ->
 
 def _evaluate(index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
               opp: OpportunityCosts | None, locs: Sequence[int], weights_g: Sequence[float],
-              stock_opp: Sequence[float] | None = None) -> dict[str, np.ndarray]:
-    """Every (location entry, carrier) row: components of the cost; infeasible rows = inf."""
+              stock_opp: Sequence[float] | None = None, n_car: int = 0
+              ) -> dict[str, np.ndarray]:
+    """Every (location entry, carrier) row: components of the cost; infeasible rows = inf.
+
+    Per location the K carriers (capacity left) ranked cheapest by the index for this
+    scenario are priced exactly.
+    """
+    n_car = n_car or K_CARRIERS
     zone = ctx.zone
-    pairs = [index.pair_carriers(int(index.loc_zone[lp]), zone) for lp in locs]
-    lens = np.fromiter((len(p) for p in pairs), dtype=np.int64, count=len(pairs))
+    car_left = cap.car_left
+    loc_zone = index.lists()["loc_zone"]
+    larr = np.asarray(locs, dtype=np.int64)
+    bands = index.loc_band[larr, zone]
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    blist = bands.tolist()
+    for lp, b, w in zip(locs, blist, weights_g, strict=True):
+        parts.append(index.top_carriers(loc_zone[lp], zone, b, ctx.penalty, ctx.promise,
+                                        ctx.hour, w, car_left, n_car))
+    lens = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
     if lens.sum() == 0:
         return {"n": lens}
-    cids = np.concatenate(pairs)
-    entry = np.repeat(np.arange(len(locs)), lens)
-    larr = np.asarray(locs, dtype=np.int64)
+    cids = np.concatenate([p[0] for p in parts])
+    alive = car_left[cids] > 0
+    if not alive.all():
+        # Refresh the cached ranking of locations that lost half of their carriers.
+        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+        nonempty = lens > 0
+        n_alive = np.zeros(len(parts), dtype=np.int64)
+        n_alive[nonempty] = np.add.reduceat(alive.astype(np.int64), starts[nonempty])
+        stale = np.flatnonzero(2 * n_alive < lens).tolist()
+        if stale:
+            for j in stale:
+                parts[j] = index.top_carriers(loc_zone[locs[j]], zone, blist[j], ctx.penalty,
+                                              ctx.promise, ctx.hour, weights_g[j], car_left,
+                                              n_car, refresh=True)
+            lens = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
+            if lens.sum() == 0:
+                return {"n": lens}
+            cids = np.concatenate([p[0] for p in parts])
+            alive = car_left[cids] > 0
+    block = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    if len(locs) == 1:
+        entry = np.zeros(len(cids), dtype=np.int64)
+        wkg: float | np.ndarray = weights_g[0] / 1000.0
+        closes = index.loc_closes[locs[0]]
+    else:
+        entry = np.repeat(np.arange(len(locs)), lens)
+        wkg = (np.asarray(weights_g, dtype=np.float64) / 1000.0)[entry]
+        closes = index.loc_closes[larr][entry]
     lrow = larr[entry]
-    band = index.loc_band[larr, zone][entry]
-    wkg = (np.asarray(weights_g, dtype=np.float64) / 1000.0)[entry]
-    fee = index.car_fee[cids, band] + index.car_perkg[cids] * wkg
-    shipday = ctx.hour < np.minimum(index.car_cutoff[cids], index.loc_closes[lrow])
-    days = np.where(shipday, ctx.promise, ctx.promise - 1)
-    p = np.where(days >= 0, index.car_cdf[cids, band, np.clip(days, 0, None)], 0.0)
+    fee = block[:, 0] + block[:, 1] * wkg
+    late_ship = ctx.hour >= np.minimum(block[:, 2], closes)
+    p = np.where(late_ship, block[:, 4], block[:, 3])
     late = ctx.penalty * (1.0 - p)
     handling = index.loc_handling[lrow]
     if opp is not None and opp.active:
@@ -178,8 +217,14 @@ def _evaluate(index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
             o = o + np.asarray(stock_opp, dtype=np.float64)[entry]
     else:
         o = np.zeros(len(cids))
-    ok = (cap.car_left[cids] > 0) & (index.car_maxw[cids] * 1.0 >= wkg * 1000.0)
-    total = np.where(ok, fee + handling + late + o, _INF)
+    if ctx.scarcity > 0.0:
+        used_c = 1.0 - car_left[cids] / np.maximum(index.car_capacity[cids], 1)
+        used_l = 1.0 - cap.loc_left[larr] / np.maximum(index.loc_capacity[larr], 1)
+        o = o + ctx.scarcity * (used_c ** 4 + (used_l ** 4)[entry])
+    total = fee + handling + late + o
+    ok = alive & (block[:, 5] >= wkg * 1000.0)
+    if not ok.all():
+        total = np.where(ok, total, _INF)
     return {"n": lens, "cid": cids, "entry": entry, "fee": fee, "handling": handling,
             "late": late, "opp": o, "p": p, "total": total}
 
@@ -229,8 +274,8 @@ def assemble(index: NetworkIndex, model: CostModel, ctx: OrderContext,
 def no_plan(index: NetworkIndex, ctx: OrderContext, sources: Sources,
             cap: CapacityState | None = None) -> FulfilmentPlan:
     """An empty plan that says why nothing could be planned."""
-    for (sp, q, _w, sku_id), (_locs, av, _e) in zip(ctx.lines, sources, strict=True):
-        if sp < 0 or sum(av) < q:
+    for (_sp, q, _w, sku_id), (_locs, av, _e) in zip(ctx.lines, sources, strict=True):
+        if sum(av) < q:
             return FulfilmentPlan(ctx.ref, (), CostBreakdown(), ctx.promise, None, 0.0,
                                   reason=NO_STOCK,
                                   message=f"no stock: SKU {sku_id} has {sum(av)} of {q} units")
@@ -276,7 +321,7 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
     common: dict[int, float] = {}
     for lp, a, e in zip(first_locs, first_av, first_e, strict=True):
         if a >= q0 and loc_left[lp] > 0:
-            common[lp] = float(opp.stock[e]) * q0 if use_opp and opp else 0.0
+            common[lp] = float(opp.stock[e]) * q0 if use_opp and opp and e >= 0 else 0.0
     for i in range(1, n):
         if not common:
             break
@@ -285,7 +330,8 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
         nxt: dict[int, float] = {}
         for lp, a, e in zip(locs, av, es, strict=True):
             if lp in common and a >= qi:
-                nxt[lp] = common[lp] + (float(opp.stock[e]) * qi if use_opp and opp else 0.0)
+                nxt[lp] = common[lp] + (float(opp.stock[e]) * qi if use_opp and opp and e >= 0
+                                         else 0.0)
         common = nxt
     all_idx = list(range(n))
     all_q = [ln[1] for ln in ctx.lines]
@@ -296,13 +342,21 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
     if common:
         cands = list(common)
         collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
+        rest: list[int] = []
         if len(cands) > MAX_CANDIDATES:
-            d = index.loc_dist[cands, ctx.zone]
-            cands = [cands[j] for j in np.argsort(d, kind="stable")[:MAX_CANDIDATES]]
+            d = index.loc_handling[cands] + index.loc_dist[cands, ctx.zone] * (
+                model.split_penalty / 400.0)
+            ranked = [cands[j] for j in np.argsort(d, kind="stable")]
+            cands, rest = ranked[:MAX_CANDIDATES], ranked[MAX_CANDIDATES:]
             if collect is not None and collect not in cands:
                 cands.append(collect)
         ev = _evaluate(index, ctx, cap, opp, cands, [total_w] * len(cands),
                        [common[c] for c in cands])
+        if rest and ("total" not in ev or not np.isfinite(ev["total"]).any()):
+            # None of the cheapest-looking locations can ship: price all the others.
+            cands = rest
+            ev = _evaluate(index, ctx, cap, opp, cands, [total_w] * len(cands),
+                           [common[c] for c in cands])
         options: list[tuple[float, int, int]] = []  # (total, location, row or -1 = collect)
         if "total" in ev:
             tot = ev["total"]
@@ -344,9 +398,15 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
 
     # Splitting: only when nothing ships whole, or a split could beat the best single plan.
     if n >= 2 or best_plan is None:
-        bound = 2 * float(index.loc_handling.min()) + model.split_penalty
+        h_min = min((float(index.loc_handling[locs].min()) for locs, _a, _e in src if locs),
+                    default=0.0)
+        bound = model.split_penalty + 2 * h_min
         if ctx.pickup is None:
             bound += 2 * float(index.zone_min_fee[ctx.zone])
+            late_day = ctx.hour >= index.zone_max_cutoff[ctx.zone]
+            days = ctx.promise - int(late_day)
+            p_max = float(index.zone_best_cdf[ctx.zone, min(days, 4)]) if days >= 0 else 0.0
+            bound += 2 * ctx.penalty * (1.0 - p_max)
         if best_plan is None or best_plan.cost.total > bound:
             split = _split_plan(index, model, ctx, cap, opp, src)
             if split is not None:
@@ -400,13 +460,36 @@ def _split_plan(index: NetworkIndex, model: CostModel, ctx: OrderContext, cap: C
         for lp, a, e in zip(locs, av, es, strict=True):
             if a >= qi and cap.loc_left[lp] > 0:
                 masks[lp] = masks.get(lp, 0) | (1 << i)
-                unit_opp[(lp, i)] = float(opp.stock[e]) * qi if use_opp and opp else 0.0
+                unit_opp[(lp, i)] = (float(opp.stock[e]) * qi if use_opp and opp and e >= 0
+                                     else 0.0)
     coverable = 0
     for m in masks.values():
         coverable |= m
     full = (1 << n) - 1
     if coverable != full or n > 6:
         return _quantity_split(index, model, ctx, cap, opp, src)
+    if len(masks) > SPLIT_LOCATIONS:
+        # Keep, per line and for multi-line sets, the few cheapest-looking locations that
+        # some carrier serves.
+        loc_zone = index.lists()["loc_zone"]
+        ml = [lp for lp in masks if lp == ctx.pickup
+              or len(index.pair_carriers(loc_zone[lp], ctx.zone))]
+        key = (index.loc_handling[ml] + index.loc_dist[ml, ctx.zone] * (
+            model.split_penalty / 400.0)).tolist()
+        ranked = sorted(range(len(ml)), key=lambda j: (key[j], ml[j]))
+        keep: set[int] = set()
+        for bit in [1 << i for i in range(n)] + [-1]:
+            got = 0
+            for j in ranked:
+                m = masks[ml[j]]
+                if (bit > 0 and m & bit) or (bit < 0 and m & (m - 1)):
+                    keep.add(ml[j])
+                    got += 1
+                    if got == 3:
+                        break
+        if ctx.pickup is not None and ctx.pickup in masks:
+            keep.add(ctx.pickup)
+        masks = {lp: masks[lp] for lp in ml if lp in keep}
     entries: list[tuple[int, int]] = []
     for lp, m in masks.items():
         s = m

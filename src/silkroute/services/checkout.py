@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from silkroute.domain.catalog import check_quantity, check_sku_code
 from silkroute.domain.errors import NotFound, OutOfStock, ValidationError
@@ -39,12 +39,26 @@ class PlacedOrder:
     currency: str
     items_amount: int
     shipments: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]  # (location, ((sku, qty),))
+    shipping_amount: int = 0
 
 
 @dataclass(frozen=True)
 class CheckoutResult:
     checkout_id: int
     orders: tuple[PlacedOrder, ...]
+
+
+class CheckoutHooks(Protocol):
+    """Extension points of checkout, called inside its transaction (e.g. by payments)."""
+
+    def shipping_fee(self, uow: UnitOfWork, request: OrderRequest, items_amount: int,
+                     currency: str) -> int:
+        """The shipping fee charged to the buyer for one seller's order, in minor units."""
+        ...
+
+    def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
+        """Called once the orders are recorded, before commit; raising rolls back."""
+        ...
 
 
 _default_policy: FulfilmentPolicy = NearestWithStockPolicy()
@@ -105,6 +119,7 @@ def checkout(
     service: str = "standard",
     pickup_location_id: int | None = None,
     policy: FulfilmentPolicy | None = None,
+    hooks: CheckoutHooks | None = None,
 ) -> CheckoutResult:
     """Split the cart per seller, route each order and reserve its stock atomically.
 
@@ -164,8 +179,11 @@ def checkout(
         for request, decision in zip(requests, decisions, strict=True):
             placed.append(_record_order(uow, checkout_id, buyer_id, address.id, request,
                                         decision, prices, currency[request.seller_id],
-                                        policy.name))
-        return CheckoutResult(checkout_id, tuple(placed))
+                                        policy.name, hooks))
+        result = CheckoutResult(checkout_id, tuple(placed))
+        if hooks is not None:
+            hooks.placed(uow, result)
+        return result
 
 
 def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
@@ -206,12 +224,15 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
 
 def _record_order(uow: UnitOfWork, checkout_id: int, buyer_id: int, address_id: int,
                   request: OrderRequest, decision: FulfilmentDecision, prices: dict[int, int],
-                  currency: str, policy_name: str) -> PlacedOrder:
+                  currency: str, policy_name: str, hooks: CheckoutHooks | None = None
+                  ) -> PlacedOrder:
     repos = uow.repos
     items = sum(prices[ln.sku_id] * ln.quantity for ln in request.lines)
+    shipping = hooks.shipping_fee(uow, request, items, currency) if hooks is not None else 0
     order_id = repos.orders.add(
         checkout_id=checkout_id, buyer_id=buyer_id, seller_id=request.seller_id,
         state=OrderState.RESERVED.value, currency=currency, items_amount=items,
+        shipping_amount=shipping,
         address_id=address_id, zone_id=request.zone_id, latitude=request.latitude,
         longitude=request.longitude, service=request.service,
         pickup_location_id=request.pickup_location_id, policy=policy_name,
@@ -230,7 +251,7 @@ def _record_order(uow: UnitOfWork, checkout_id: int, buyer_id: int, address_id: 
     repos.orders.add_event(order_id, None, OrderState.CREATED.value)
     repos.orders.add_event(order_id, OrderState.CREATED.value, OrderState.RESERVED.value)
     return PlacedOrder(order_id, request.seller_id, OrderState.RESERVED.value, currency, items,
-                       tuple((s.location_id, s.lines) for s in decision.shipments))
+                       tuple((s.location_id, s.lines) for s in decision.shipments), shipping)
 
 
 def release_reservations(uow: UnitOfWork, order_id: int) -> int:

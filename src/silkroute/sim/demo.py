@@ -137,13 +137,15 @@ def build_market(engine: Engine, rng: random.Random, *, sellers: int = 10,
 
 def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], orders: int,
                  console: Console | None) -> dict[str, Any]:
-    from silkroute.services.checkout import CartLine, cancel, checkout
+    from silkroute.services.checkout import CartLine, cancel
+    from silkroute.services.payments import checkout_with_shipping as checkout
 
     # Sellers stock what sells: demand follows stock, with noise, so some SKUs run out.
     skus = list(market["skus"])
     weights = [market["units"][code] * rng.lognormvariate(0.0, 1.2) for code in skus]
     placed = refused = cancelled = checkouts = 0
     order_ids: list[int] = []
+    checkout_ids: list[int] = []
     progress = Progress(console=console, transient=True, disable=console is None)
     with progress:
         task = progress.add_task("placing orders", total=orders)
@@ -166,8 +168,73 @@ def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], ord
                 for o in res.orders:
                     cancel(UnitOfWork(engine), o.order_id)
                     cancelled += 1
+            else:
+                checkout_ids.append(res.checkout_id)
     return {"checkouts": checkouts, "orders_placed": placed, "out_of_stock_refusals": refused,
-            "cancelled": cancelled, "order_ids": order_ids}
+            "cancelled": cancelled, "order_ids": order_ids, "checkout_ids": checkout_ids}
+
+
+def setup_money(engine: Engine, rng: random.Random, market: dict[str, Any]) -> None:
+    """Shipping templates for every seller; a saved card for every buyer (some decline)."""
+    from silkroute.domain.money import Money
+    from silkroute.domain.shipping import ShippingTemplate
+    from silkroute.payments.test_provider import APPROVE, DECLINE, DECLINE_INSUFFICIENT_FUNDS
+    from silkroute.services.payments import add_card, set_shipping_template
+
+    for seller in market["sellers"]:
+        template = (ShippingTemplate.flat(Money(3000, "KRW"), free_threshold=Money(50000, "KRW"))
+                    if rng.random() < 0.5 else ShippingTemplate.by_weight(
+                        [(1000, Money(2500, "KRW")), (5000, Money(4000, "KRW")),
+                         (None, Money(6000, "KRW"))], free_threshold=Money(80000, "KRW")))
+        set_shipping_template(UnitOfWork(engine), seller, template)
+    for buyer in market["buyers"]:
+        roll = rng.random()
+        card = DECLINE if roll < 0.04 else DECLINE_INSUFFICIENT_FUNDS if roll < 0.06 else APPROVE
+        add_card(UnitOfWork(engine), buyer, card)
+
+
+def pay_and_fulfil(engine: Engine, rng: random.Random, checkout_ids: list[int],
+                   console: Console | None) -> dict[str, Any]:
+    """Pay every checkout (declines cancel), ship and deliver most, confirm, pay out."""
+    from silkroute.payments.port import PaymentError
+    from silkroute.services import ledger_check
+    from silkroute.services.payments import confirm_receipt, deliver, pay, run_payouts, ship
+
+    paid: list[int] = []
+    declined = captured = 0
+    progress = Progress(console=console, transient=True, disable=console is None)
+    with progress:
+        task = progress.add_task("paying, shipping, confirming", total=len(checkout_ids))
+        for checkout_id in checkout_ids:
+            try:
+                res = pay(UnitOfWork(engine), checkout_id)
+            except PaymentError:
+                declined += 1
+            else:
+                paid.extend(res.order_ids)
+                captured += res.amount
+            progress.advance(task)
+    shipped = delivered = confirmed = 0
+    for order_id in paid:
+        if rng.random() < 0.85:
+            ship(UnitOfWork(engine), order_id)
+            shipped += 1
+            if rng.random() < 0.9:
+                deliver(UnitOfWork(engine), order_id)
+                delivered += 1
+                if rng.random() < 0.8:
+                    confirm_receipt(UnitOfWork(engine), order_id)
+                    confirmed += 1
+    batch = run_payouts(UnitOfWork(engine), "demo-payouts-1")
+    check = ledger_check.check(UnitOfWork(engine))
+    return {"payments_captured": len(checkout_ids) - declined, "payments_declined": declined,
+            "captured_krw": captured, "orders_shipped": shipped,
+            "orders_delivered": delivered, "orders_confirmed": confirmed,
+            "payout_payees": len(batch.payouts),
+            "paid_out_krw": batch.total_by_currency.get("KRW", 0),
+            "ledger_check": {"ok": check.ok, "violations": list(check.violations),
+                             "transactions": check.transactions, "postings": check.postings,
+                             "accounts": check.accounts}}
 
 
 def units_per_location(engine: Engine) -> list[dict[str, Any]]:
@@ -193,13 +260,16 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
     if console:
         console.print(f"demo market in {engine.url.render_as_string(hide_password=True)}")
     market = build_market(engine, rng)
+    setup_money(engine, rng, market)
     result = place_orders(engine, rng, market, orders, console)
+    money = pay_and_fulfil(engine, rng, result["checkout_ids"], console)
     summary: dict[str, Any] = {
         "database": engine.url.render_as_string(hide_password=True),
         "sellers": len(market["sellers"]),
         "skus": len(market["skus"]),
         "buyers": len(market["buyers"]),
-        **{k: v for k, v in result.items() if k != "order_ids"},
+        **{k: v for k, v in result.items() if k not in ("order_ids", "checkout_ids")},
+        **money,
         "units_reserved_per_location": units_per_location(engine),
     }
     summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -220,4 +290,16 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         table.add_row(f"{row['location_id']} {row['name']}", row["kind"], str(row["on_hand"]),
                       str(row["reserved"]))
     console.print(table)
+    if "ledger_check" in summary:
+        check = summary["ledger_check"]
+        console.print(
+            f"payments: {summary['payments_captured']} captured "
+            f"(₩{summary['captured_krw']:,} into escrow), {summary['payments_declined']} "
+            f"declined and cancelled; shipped {summary['orders_shipped']}, delivered "
+            f"{summary['orders_delivered']}, confirmed {summary['orders_confirmed']}; payout "
+            f"batch paid {summary['payout_payees']} payees ₩{summary['paid_out_krw']:,}")
+        console.print(
+            f"ledger check: {'passed' if check['ok'] else 'FAILED'} "
+            f"({check['transactions']} transactions, {check['postings']} postings, "
+            f"{check['accounts']} accounts, {len(check['violations'])} violations)")
     console.print(f"finished in {summary['seconds']} s")

@@ -1,4 +1,4 @@
-"""Generate a reproducible logistics network (zones, locations, carriers, stock) from real cities."""
+"""Generate a reproducible network (zones, locations, carriers, stock) from real cities."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from silkroute.domain.carriers import (
-    BAND_LIMITS_KM,
     N_BANDS,
     TRANSIT_DAYS,
     Carrier,
@@ -20,7 +19,7 @@ from silkroute.domain.carriers import (
     TransitTime,
 )
 from silkroute.domain.errors import ValidationError
-from silkroute.domain.network import Location, LocationKind, OwnerKind, Zone
+from silkroute.domain.network import Location, LocationKind, OwnerKind
 from silkroute.sim.cities import cities_of
 
 # How much one KRW of the reference price list is worth in minor units of each currency.
@@ -244,6 +243,9 @@ def generate_network(spec: NetworkSpec) -> NetworkSnapshot:
                 maxw = 10_000
                 label = f"Same-day {zones[hub].name}"
             transit = _transit(rng, quality, tier)
+            transit = TransitTime(tuple(
+                row if rate.band_fees[b] is not None else (0.0,) * TRANSIT_DAYS
+                for b, row in enumerate(transit.cdf)))
             carriers.append(Carrier(
                 id=cid, name=f"{label} {tier.value} carrier {cid}", tier=tier, zones=served,
                 rate_card=rate, transit=transit, cutoff_hour=cutoff, daily_capacity=cap,
@@ -252,7 +254,6 @@ def generate_network(spec: NetworkSpec) -> NetworkSnapshot:
 
     # ---- SKUs and stock ---------------------------------------------------------------
     skus, stock = _assortment(rng, spec, locations, n_sellers)
-    _ = BAND_LIMITS_KM
     return NetworkSnapshot(country=country, currency=currency, zones=zones,
                            locations=locations, carriers=carriers, skus=skus, stock=stock,
                            seed=spec.seed)

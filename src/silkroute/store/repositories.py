@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from silkroute.store import tables as t
+from silkroute.store.ledger_repo import LedgerRepo
+from silkroute.store.money_repo import MoneyRepo
 
 
 def _new_id(conn: Connection, statement: Any) -> int:
@@ -287,5 +289,7 @@ class Repositories:
         self.orders = OrderRepo(conn)
         self.meta = MetaRepo(conn)
         self.outbox = OutboxRepo(conn)
+        self.ledger = LedgerRepo(conn)
+        self.money = MoneyRepo(conn)
 
 

@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI app with routers per actor, bearer-token auth and JSON errors."""

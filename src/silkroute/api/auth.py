@@ -1,0 +1,61 @@
+"""Bearer-token authentication and role checks as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from silkroute.services.accounts import Forbidden, Principal, authenticate
+from silkroute.store.uow import UnitOfWork
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sr_…`")
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+def uow_factory(request: Request) -> UowFactory:
+    engine = request.app.state.engine
+    return lambda: UnitOfWork(engine)
+
+
+Uows = Annotated[UowFactory, Depends(uow_factory)]
+
+
+def current_principal(
+    uows: Uows,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Whoever the bearer token stands for; 401 without a live token."""
+    return authenticate(uows(), credentials.credentials if credentials else None)
+
+
+def require_role(role: str) -> Callable[[Principal], Principal]:
+    """A dependency that admits only accounts of one role (others get 403)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role != role:
+            raise Forbidden(f"this route is for {role} accounts; yours is a {principal.role} "
+                            "account", field="authorization")
+        return principal
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+AnyAccount = Annotated[Principal, Depends(current_principal)]
+Buyer = Annotated[Principal, Depends(require_role("buyer"))]
+Seller = Annotated[Principal, Depends(require_role("seller"))]
+Operator = Annotated[Principal, Depends(require_role("operator"))]
+
+
+def buyer_id_of(principal: Principal) -> int:
+    assert principal.buyer_id is not None  # the accounts table guarantees it
+    return principal.buyer_id
+
+
+def seller_id_of(principal: Principal) -> int:
+    assert principal.seller_id is not None
+    return principal.seller_id

@@ -1,0 +1,24 @@
+"""Prometheus metrics of one app: orders, payments, checkout latency, errors by code."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class ApiMetrics:
+    """Metrics on a registry of the app's own, so several apps never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.orders_created = Counter(
+            "silkroute_orders_created", "Orders created by checkouts.", registry=self.registry)
+        self.checkout_seconds = Histogram(
+            "silkroute_checkout_seconds", "Time to check out a cart, successful or not.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry)
+        self.payments = Counter(
+            "silkroute_payments", "Payments over the API by outcome (captured, failed).",
+            ["outcome"], registry=self.registry)
+        self.errors = Counter(
+            "silkroute_api_errors", "Error responses by stable error code and HTTP status.",
+            ["code", "status"], registry=self.registry)

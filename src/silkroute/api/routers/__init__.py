@@ -1,0 +1,1 @@
+"""Routers per actor: buyers, sellers, operators, and an account's own tokens."""

@@ -1,0 +1,177 @@
+"""One-click ordering: default address and card, checkout and pay, once per idempotency key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from silkroute.domain.catalog import check_quantity, check_sku_code
+from silkroute.domain.errors import NotFound, ValidationError
+from silkroute.domain.membership import period_key
+from silkroute.domain.money import CurrencyMismatch
+from silkroute.payments.port import (
+    IdempotencyKeyReused,
+    PaymentError,
+    PaymentProvider,
+)
+from silkroute.services import payments
+from silkroute.services.checkout import CartLine, CheckoutResult, checkout
+from silkroute.store.uow import UnitOfWork
+
+KEY_TTL = timedelta(hours=24)  # keys are kept at least this long
+REPLAY_WAIT_S = 10.0  # how long a replay waits for a concurrent first call to finish
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class OneClickResult:
+    order_id: int
+    checkout_id: int
+    payment_id: int
+    state: str
+    currency: str
+    items_amount: int
+    shipping_amount: int
+    total: int
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Hooks(payments.ShippingHooks):
+    """Shipping from prefetched data, and the idempotency key claimed with the orders."""
+
+    def __init__(self, buyer_id: int, now: datetime, ctx: Any, scope: str, key: str,
+                 request_hash: str):
+        super().__init__(buyer_id, now.date(), is_member=ctx.member_period is not None,
+                         templates={})
+        self._ctx = ctx
+        self._claim = (scope, key, request_hash, now)
+
+    def shipping_fee(self, uow: UnitOfWork, request: Any, items_amount: int,
+                     currency: str) -> int:
+        if request.seller_id not in self._templates:
+            self._templates[request.seller_id] = (
+                self._ctx.template, self._ctx.carrier_id or payments.DEFAULT_CARRIER_ID)
+        return super().shipping_fee(uow, request, items_amount, currency)
+
+    def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
+        scope, key, request_hash, now = self._claim
+        uow.repos.money.add_key(
+            scope=scope, key=key, request_hash=request_hash, status="claimed",
+            response={"checkout_id": result.checkout_id,
+                      "order_ids": [o.order_id for o in result.orders]},
+            expires_at=now + KEY_TTL)
+
+
+def request_hash(sku: str, quantity: int) -> str:
+    body = json.dumps({"op": "one_click", "sku": sku, "quantity": quantity}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def one_click(uow: UnitOfWork, buyer_id: int, sku: str, quantity: int, *,
+              idempotency_key: str, now: datetime | None = None,
+              provider: PaymentProvider | None = None) -> OneClickResult:
+    """Buy `quantity` of `sku` to the buyer's default address with their default card.
+
+    The same key with the same request returns the first result and creates nothing; the
+    same key with another request raises `idempotency_key_reused`. The key is claimed in
+    the checkout's own transaction by a unique row, so of two concurrent calls exactly one
+    creates an order and charges; the other waits for and returns its result.
+    """
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip() or \
+            len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ValidationError(f"idempotency_key must be a non-empty string of at most "
+                              f"{MAX_KEY_LENGTH} characters", field="idempotency_key")
+    check_sku_code(sku)
+    check_quantity(quantity)
+    prov = provider or payments.get_provider()
+    moment = payments._now(now)
+    scope = f"one_click:buyer:{buyer_id}"
+    digest = request_hash(sku, quantity)
+    with uow:
+        ctx = uow.repos.money.one_click_context(buyer_id, sku, period_key(moment.date()),
+                                                scope, idempotency_key)
+        if ctx is None and uow.repos.money.key(scope, idempotency_key) is None:
+            raise NotFound(f"sku: no SKU {sku!r}", field="sku")
+    if ctx is None or ctx.key_id is not None:
+        return _replay(uow, scope, idempotency_key, digest, prov)
+    if ctx.pm_id is None:
+        raise ValidationError(f"payment_method: buyer {buyer_id} has no saved payment method "
+                              "(add one with `silkroute buyer card add`)",
+                              field="payment_method", code="no_payment_method")
+    if ctx.pm_currency != ctx.sku_currency:
+        raise CurrencyMismatch(f"payment_method: currency mismatch: the default card pays in "
+                               f"{ctx.pm_currency}, {sku} sells in {ctx.sku_currency}",
+                               field="payment_method")
+    hooks = _Hooks(buyer_id, moment, ctx, scope, idempotency_key, digest)
+    try:
+        placed = checkout(uow, buyer_id, [CartLine(sku, quantity)], hooks=hooks)
+    except IntegrityError:
+        return _replay(uow, scope, idempotency_key, digest, prov)  # lost the race for the key
+    order = placed.orders[0]
+    plan = payments._Plan(placed.checkout_id, buyer_id, ctx.pm_id, ctx.token, order.currency)
+    carrier_id, fee = hooks.carriers.get(order.seller_id, (payments.DEFAULT_CARRIER_ID, 0))
+    plan.orders.append({
+        "order_id": order.order_id, "buyer_id": buyer_id, "seller_id": order.seller_id,
+        "currency": order.currency, "hold": order.items_amount + order.shipping_amount,
+        "shipping_charged": order.shipping_amount, "carrier_id": carrier_id,
+        "carrier_fee": fee})
+
+    def remember_failure(u: UnitOfWork, exc: PaymentError) -> None:
+        row = u.repos.money.key(scope, idempotency_key)
+        u.repos.money.set_key_response(row.id, "failed", {
+            **(row.response or {}), "error": {"code": exc.code, "message": exc.message,
+                                              "field": exc.field}})
+
+    paid = payments.charge(uow, plan, prov, on_fail=remember_failure)
+    return OneClickResult(order.order_id, placed.checkout_id, paid.payment_id, "paid",
+                          order.currency, order.items_amount, order.shipping_amount,
+                          paid.amount)
+
+
+def _replay(uow: UnitOfWork, scope: str, key: str, digest: str,
+            provider: PaymentProvider) -> OneClickResult:
+    """Return the first call's result (waiting while it is still in flight)."""
+    deadline = time.monotonic() + REPLAY_WAIT_S
+    delay = 0.005
+    while True:
+        with uow:
+            row = uow.repos.money.key(scope, key)
+            if row is None:
+                raise RuntimeError(f"idempotency key {key!r} vanished")
+            if row.request_hash != digest:
+                raise IdempotencyKeyReused(
+                    f"idempotency_key: {key!r} was already used for a different request",
+                    field="idempotency_key")
+            response = row.response or {}
+            if row.status == "failed":
+                error = response.get("error") or {}
+                raise PaymentError(error.get("message", "the first request failed"),
+                                  field=error.get("field"),
+                                  code=error.get("code", "payment_error"))
+            checkout_id = int(response["checkout_id"])
+            payment = uow.repos.money.payment_of_checkout(checkout_id)
+            orders = uow.repos.orders.of_checkout(checkout_id)
+        if payment is not None and payment.status == "captured":
+            o = orders[0]
+            return OneClickResult(o.id, checkout_id, payment.id, o.state, o.currency,
+                                  int(o.items_amount), int(o.shipping_amount),
+                                  int(payment.amount), replayed=True)
+        if time.monotonic() > deadline:
+            # The first call stopped between checkout and payment: finish it (the provider
+            # keys derive from the checkout, so nothing is charged twice).
+            paid = payments.pay(uow, checkout_id, provider=provider)
+            o = orders[0]
+            return OneClickResult(o.id, checkout_id, paid.payment_id, "paid", o.currency,
+                                  int(o.items_amount), int(o.shipping_amount), paid.amount,
+                                  replayed=True)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)

@@ -1,0 +1,70 @@
+"""Repositories for accounts and API tokens: the only SQL of authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from silkroute.store.auth_tables import accounts, api_tokens
+
+
+def _new_id(conn: Connection, statement: Any) -> int:
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+class AccountRepo:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def add(self, role: str, name: str, *, buyer_id: int | None = None,
+            seller_id: int | None = None, carrier_id: int | None = None) -> int:
+        return _new_id(self.conn, insert(accounts).values(
+            role=role, name=name, buyer_id=buyer_id, seller_id=seller_id,
+            carrier_id=carrier_id))
+
+    def get(self, account_id: int) -> Any:
+        return self.conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+
+    def all(self) -> Sequence[Any]:
+        return self.conn.execute(select(accounts).order_by(accounts.c.id)).all()
+
+    def count_by_role(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(accounts.c.role, func.count()).group_by(accounts.c.role)).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+class TokenRepo:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def add(self, account_id: int, token_hash: str, prefix: str, label: str) -> int:
+        return _new_id(self.conn, insert(api_tokens).values(
+            account_id=account_id, token_hash=token_hash, prefix=prefix, label=label))
+
+    def get(self, token_id: int) -> Any:
+        return self.conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+
+    def of_account(self, account_id: int) -> Sequence[Any]:
+        return self.conn.execute(select(api_tokens).where(
+            api_tokens.c.account_id == account_id).order_by(api_tokens.c.id)).all()
+
+    def revoke(self, token_id: int, at: datetime) -> bool:
+        """Mark a live token revoked; False when it was already revoked."""
+        res = self.conn.execute(update(api_tokens).where(
+            api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at))
+        return res.rowcount == 1
+
+    def live_account(self, token_hash: str) -> Any:
+        """The account a live (unrevoked) token acts for, or None."""
+        return self.conn.execute(
+            select(accounts, api_tokens.c.id.label("token_id"))
+            .join(api_tokens, api_tokens.c.account_id == accounts.c.id)
+            .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
+        ).first()

@@ -1,0 +1,69 @@
+"""The real `silkroute` CLI on a SQLite file: cards, buy-now, ship, confirm, payouts, ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from silkroute.cli import app
+from silkroute.payments.test_provider import TestPaymentProvider
+from silkroute.services import payments
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fresh_provider():
+    """Provider keys derive from checkout ids, which every test database starts at 1."""
+    old = payments.set_provider(TestPaymentProvider())
+    yield
+    payments.set_provider(old)
+
+
+def run(db: str, *args: str) -> tuple[int, str]:
+    res = runner.invoke(app, [*args, "--db", db])
+    return res.exit_code, res.output
+
+
+def test_buy_now_to_payout_and_ledger_check(tmp_path: Path):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert run(db, "db", "upgrade")[0] == 0
+    assert run(db, "shop", "open", "--name", "Tea House")[0] == 0
+    assert run(db, "location", "add", "--name", "WH", "--seller", "1", "--city", "Seoul")[0] == 0
+    csv = tmp_path / "c.csv"
+    csv.write_text("product,title,sku,price,currency,weight_g,location,quantity\n"
+                   "tea,Tea,TEA-1,12000,KRW,300,1,5\n")
+    assert run(db, "catalog", "import", str(csv), "--seller", "1")[0] == 0
+    assert run(db, "buyer", "add", "--name", "Min", "--city", "Seoul")[0] == 0
+    code, text = run(db, "order", "buy-now", "--buyer", "1", "--sku", "TEA-1",
+                     "--quantity", "2", "--idempotency-key", "k1")
+    assert code == 2 and "has no saved payment method" in text
+    code, text = run(db, "buyer", "card", "add", "--buyer", "1", "--number",
+                     "4242 4242 4242 4242", "--json")
+    assert code == 0 and json.loads(text)["last4"] == "4242"
+    code, text = run(db, "order", "buy-now", "--buyer", "1", "--sku", "TEA-1",
+                     "--quantity", "2", "--idempotency-key", "k1", "--json")
+    first = json.loads(text)
+    assert code == 0 and (first["state"], first["total"]) == ("paid", 24000)
+    code, text = run(db, "order", "buy-now", "--buyer", "1", "--sku", "TEA-1",
+                     "--quantity", "2", "--idempotency-key", "k1", "--json")
+    assert json.loads(text)["order_id"] == first["order_id"] and json.loads(text)["replayed"]
+    code, text = run(db, "order", "buy-now", "--buyer", "1", "--sku", "TEA-1",
+                     "--quantity", "1", "--idempotency-key", "k1")
+    assert code == 1 and "was already used for a different request" in text
+    for verb in ("ship", "deliver", "confirm"):
+        assert run(db, "pay", verb, str(first["order_id"]))[0] == 0
+    code, text = run(db, "payout", "run", "--batch", "b1", "--json")
+    assert code == 0 and json.loads(text)["payouts"] == [
+        {"account": "seller_payable:1:KRW", "amount": 22800, "currency": "KRW"}]
+    code, text = run(db, "ledger", "check", "--json")
+    report = json.loads(text)
+    assert code == 0 and report["ok"] and report["transactions"] == 3
+    assert (report["postings"], report["accounts"]) == (7, 5)
+    code, text = run(db, "member", "subscribe", "--buyer", "1")
+    assert code == 0 and "membership active" in text
+    code, text = run(db, "pay", "refund", "1", "--amount", "999999")
+    assert code == 1 and "exceeds" in text

@@ -1,0 +1,129 @@
+"""The batch allocator: optimum on small public instances, valid bounds, feasibility, limits."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silkroute.bench.gap import run_gap_bench
+from silkroute.routing.batch import solve
+from silkroute.routing.gap import AllocationProblem, parse_allocation_json, read_orlib
+
+DATA = Path(__file__).parents[3] / "shared" / "data" / "gap"
+
+
+def _optima() -> dict[str, int]:
+    with (DATA / "data.csv").open(newline="") as fh:
+        return {r["Path"]: int(r["Optimum"]) for r in csv.DictReader(fh) if r["Optimum"]}
+
+
+SMALL = [f"cattrysse1994/gap{k}-{i}" for k in (1, 2) for i in range(5)]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_reaches_the_known_optimum(name: str) -> None:
+    # given a Cattrysse instance, when solved, then the optimum is reached and proven
+    problem = read_orlib(DATA / name)
+    result = solve(problem, time_limit=10, seed=0)
+    assert result.objective == _optima()[name]
+    assert result.status == "optimal"
+    assert result.feasible
+    assert result.lower_bound <= result.objective
+    assert result.gap == 0.0
+    assert problem.is_feasible(result.assignment)
+    loads = np.zeros(problem.agents, dtype=np.int64)
+    for j, i in enumerate(result.assignment):
+        loads[i] += problem.weight[i, j]
+    assert (loads <= problem.capacity).all()
+
+
+def test_time_limit_is_honoured_and_bound_is_valid() -> None:
+    # given a hard type D instance, when given 2 s, then it answers within 3 s
+    problem = read_orlib(DATA / "chu1997" / "d10200")
+    started = time.monotonic()
+    result = solve(problem, time_limit=2, seed=0)
+    elapsed = time.monotonic() - started
+    assert elapsed <= 3.0
+    assert result.feasible and problem.is_feasible(result.assignment)
+    assert result.objective is not None and result.objective >= 12430  # the known optimum
+    assert 12418 <= result.lower_bound <= 12430  # at least the LP bound, never above optimum
+    assert result.gap == pytest.approx(
+        100 * (result.objective - result.lower_bound) / result.objective
+    )
+
+
+def test_same_seed_same_answer() -> None:
+    problem = read_orlib(DATA / "cattrysse1994" / "gap3-2")
+    a = solve(problem, time_limit=5, seed=7)
+    b = solve(problem, time_limit=5, seed=7)
+    assert (a.objective, a.assignment) == (b.objective, b.assignment)
+
+
+def test_job_that_fits_nowhere_is_infeasible() -> None:
+    p = AllocationProblem(cost=np.array([[1, 1]]), weight=np.array([[1, 9]]),
+                          capacity=np.array([5]))
+    result = solve(p, time_limit=2, seed=0)
+    assert (result.status, result.feasible, result.objective) == ("infeasible", False, None)
+    assert result.reason == "job 1 fits no agent (no allowed agent has enough capacity)"
+
+
+def test_too_little_capacity_is_infeasible() -> None:
+    # three jobs of size 2, two agents of capacity 3: the LP fits, no integer assignment does
+    p = AllocationProblem(cost=np.ones((2, 3), dtype=np.int64),
+                          weight=np.full((2, 3), 2), capacity=np.array([3, 3]))
+    result = solve(p, time_limit=2, seed=0)
+    assert (result.status, result.feasible, result.assignment) == ("infeasible", False, [])
+    assert result.reason == "no assignment fits the capacities (proven by HiGHS)"
+
+
+def test_capacity_sum_too_small_is_infeasible() -> None:
+    p = AllocationProblem(cost=np.ones((2, 3), dtype=np.int64),
+                          weight=np.full((2, 3), 3), capacity=np.array([4, 4]))
+    result = solve(p, time_limit=2, seed=0)
+    assert (result.status, result.feasible) == ("infeasible", False)
+    assert result.reason == ("the LP relaxation is infeasible: the capacities cannot hold "
+                             "every job")
+
+
+def test_sparse_json_problem_respects_forbidden_options() -> None:
+    # given order-2 may only go north, when solved, then order-1 goes south despite its cost
+    p = parse_allocation_json(
+        '{"agents": [{"id": "north", "capacity": 10}, {"id": "south", "capacity": 6}],'
+        ' "jobs": [{"id": "o1", "options": [{"agent": "north", "cost": 80, "use": 5},'
+        ' {"agent": "south", "cost": 90, "use": 5}]},'
+        ' {"id": "o2", "options": [{"agent": "north", "cost": 70, "use": 6}]}]}'
+    )
+    result = solve(p, time_limit=2, seed=0)
+    assert (result.objective, result.assignment, result.status) == (160, [1, 0], "optimal")
+
+
+def test_dask_cluster_gives_the_same_bench_results(tmp_path: Path) -> None:
+    # given two small instances, when benched in-process and on a 2-worker LocalCluster,
+    # then objectives and gaps are the same
+    root = tmp_path / "gap"
+    (root / "cattrysse1994").mkdir(parents=True)
+    lines = ["Path,Format,Dataset,Item number,Agent number,Best known bound,Optimum,"
+             "Best known solution value"]
+    for name, opt in (("gap1-0", 261), ("gap2-1", 269)):
+        shutil.copy(DATA / "cattrysse1994" / name, root / "cattrysse1994" / name)
+        lines.append(f"cattrysse1994/{name},orlibrary,cattrysse1994,15,5,{opt},{opt},{opt}")
+    (root / "data.csv").write_text("\n".join(lines) + "\n")
+    local = run_gap_bench(root, time_limit=5)
+    dask = run_gap_bench(root, time_limit=5, workers=2)
+
+    def key(report: dict) -> list[tuple]:
+        return [(r["path"], r["silkroute"]["objective"], r["silkroute"]["gap_percent"],
+                 r["highs"]["objective"], r["highs"]["gap_percent"])
+                for r in report["instances"]]
+
+    assert key(local) == key(dask) == [
+        ("cattrysse1994/gap1-0", 261, 0.0, 261, 0.0),
+        ("cattrysse1994/gap2-1", 269, 0.0, 269, 0.0),
+    ]
+    assert local["sets"]["cattrysse1994"]["silkroute"]["mean_gap_percent"] == 0.0
+    assert dask["sets"]["all"]["instances"] == 2

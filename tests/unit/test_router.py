@@ -1,0 +1,157 @@
+"""The online router on a tiny hand-built network: exact plans, reasons, and invariants."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from routing_tinynet import DAY, network, order
+
+from silkroute.domain.errors import ValidationError
+from silkroute.routing.capacity import CapacityState
+from silkroute.routing.cost import CostModel
+from silkroute.routing.index import build_index
+from silkroute.routing.router import (
+    CAPACITY_EXHAUSTED,
+    NO_CARRIER,
+    NO_STOCK,
+    apply_plan,
+    check_feasible,
+    route_order,
+)
+from silkroute.sim.demand import DemandSpec, generate_day
+from silkroute.sim.network import NetworkSpec, generate_network
+
+MODEL = CostModel.for_currency("KRW")
+
+
+def _route(net_kwargs: dict | None = None, **order_kwargs):  # type: ignore[no-untyped-def]
+    index = build_index(network(**(net_kwargs or {})))
+    cap = CapacityState.fresh(index)
+    lines = order_kwargs.pop("lines", [(1, 1)])
+    req = order(lines, **order_kwargs)
+    return route_order(req, index, cap, MODEL), index, cap, req
+
+
+def test_single_location_cheapest_joint_choice() -> None:
+    # given SKU 1 at both warehouses; when a standard order to Beta arrives at 10:00
+    plan, _i, _c, _r = _route()
+    # then Alpha warehouse (handling 500) + cheap local (2000, on time for sure) wins
+    assert plan.ok and not plan.is_split
+    (p,) = plan.parcels
+    assert (p.location_id, p.carrier_id) == (1, 1)
+    assert plan.cost.total == pytest.approx(2500.0)
+    assert plan.promise_days == 2 and plan.promised_date == DAY + dt.timedelta(days=2)
+    assert [(a.parcels, round(a.cost)) for a in plan.alternatives] == [
+        (((2, 1),), 2800), (((1, 2),), 3600)]
+
+
+def test_split_when_no_location_holds_everything() -> None:
+    # given SKU 1 only at Alpha and SKU 2 only at Beta
+    plan, *_ = _route({"stock": {(1, 1): 5, (2, 2): 5}}, lines=[(1, 1), (2, 1)])
+    assert plan.is_split
+    got = sorted((p.location_id, p.carrier_id, p.lines) for p in plan.parcels)
+    assert got == [(1, 1, ((1, 1),)), (2, 1, ((2, 1),))]
+    # 2500 (Alpha) + 2800 (Beta) + one extra parcel penalty 1500
+    assert plan.cost.split == 1500.0
+    assert plan.cost.total == pytest.approx(6800.0)
+
+
+def test_single_location_preferred_over_split() -> None:
+    # given Beta holds both lines: one parcel beats two parcels plus the penalty
+    plan, *_ = _route(lines=[(1, 1), (2, 1)])
+    assert not plan.is_split
+    assert plan.parcels[0].location_id == 2
+    assert plan.cost.total == pytest.approx(2000 + 800)
+
+
+def test_member_gets_next_day_and_cutoff_makes_cheap_carrier_late() -> None:
+    # at 10:00 the cheap carrier (cut-off 12:00) delivers next day with P=0.9
+    plan, *_ = _route(service="member_next_day", hour=10.0)
+    assert plan.promise_days == 1
+    assert (plan.parcels[0].location_id, plan.parcels[0].carrier_id) == (1, 1)
+    assert plan.cost.lateness == pytest.approx(5000 * 0.1)
+    assert plan.cost.total == pytest.approx(2000 + 500 + 500)
+    # at 15:00 it only picks up tomorrow: P(on time)=0, so the national carrier wins
+    late, *_ = _route(service="member_next_day", hour=15.0)
+    (p,) = late.parcels
+    assert p.carrier_id == 2
+    assert p.on_time_probability == pytest.approx(0.98)
+    assert late.cost.total == pytest.approx(3000 + 100 + 500 + 5000 * 0.02)
+
+
+def test_carrier_at_capacity_is_skipped() -> None:
+    plan, *_ = _route({"c1_cap": 0})
+    assert plan.parcels[0].carrier_id == 2
+    assert plan.cost.total == pytest.approx(3000 + 100 + 500)
+
+
+def test_zone_no_carrier_serves() -> None:
+    plan, *_ = _route(zone=4)
+    assert not plan.ok and plan.reason == NO_CARRIER
+
+
+def test_no_stock_and_capacity_exhausted_reasons() -> None:
+    plan, *_ = _route(lines=[(1, 11)])
+    assert plan.reason == NO_STOCK and "SKU 1" in plan.message
+    plan, *_ = _route({"c1_cap": 0, "c2_cap": 0})
+    assert plan.reason == CAPACITY_EXHAUSTED
+
+
+def test_pickup_collected_at_the_chosen_store() -> None:
+    plan, *_ = _route({"stock": {(1, 1): 5, (1, 3): 2}}, service="pickup", pickup=3, zone=1)
+    (p,) = plan.parcels
+    assert (p.location_id, p.carrier_id) == (3, None)
+    assert plan.cost.total == pytest.approx(1500.0)
+    assert p.on_time_probability == 1.0
+
+
+def test_pickup_shipped_to_the_point_when_it_has_no_stock() -> None:
+    plan, *_ = _route({"stock": {(1, 1): 5}}, service="pickup", pickup=3, zone=1)
+    (p,) = plan.parcels
+    assert (p.location_id, p.carrier_id) == (1, 1)
+
+
+def test_pickup_must_name_a_pickup_point() -> None:
+    with pytest.raises(ValidationError) as err:
+        _route(service="pickup", pickup=1)
+    assert err.value.field == "pickup_location_id"
+
+
+def test_apply_plan_consumes_capacity() -> None:
+    plan, index, cap, _r = _route()
+    apply_plan(plan, index, cap)
+    assert cap.available(index, index.sku_pos[1], index.loc_pos[1]) == 4
+    assert cap.car_left[index.car_pos[1]] == 9
+    assert cap.loc_left[index.loc_pos[1]] == 99
+
+
+# ---- properties on a generated network ---------------------------------------------
+_NET = generate_network(NetworkSpec("KR", carriers=120, locations=40, seed=5,
+                                    design_orders=400))
+_INDEX = build_index(_NET)
+_ORDERS = generate_day(_NET, DemandSpec(orders=400, seed=5))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(start=st.integers(0, 399), squeeze=st.integers(0, 3))
+def test_plans_are_feasible_and_explained(start: int, squeeze: int) -> None:
+    cap = CapacityState.fresh(_INDEX)
+    cap.car_left //= (1 + 3 * squeeze)  # tighter carrier capacity
+    for req in _ORDERS[start:start + 5]:
+        plan = route_order(req, _INDEX, cap, MODEL)
+        if not plan.ok:
+            assert plan.reason in (NO_STOCK, NO_CARRIER, CAPACITY_EXHAUSTED)
+            continue
+        assert check_feasible(plan, _INDEX, cap, req) == []
+        parts = sum(p.cost.total for p in plan.parcels) + plan.cost.split
+        assert plan.cost.total == pytest.approx(parts)
+        c = plan.cost
+        assert c.total == pytest.approx(c.shipping + c.handling + c.lateness + c.split
+                                        + c.opportunity)
+        for alt in plan.alternatives:
+            assert alt.cost >= plan.cost.total - 1e-6
+        apply_plan(plan, _INDEX, cap)
+    assert (cap.stock >= 0).all() and (cap.car_left >= 0).all() and (cap.loc_left >= 0).all()

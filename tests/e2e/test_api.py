@@ -525,6 +525,13 @@ def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
 
 
+def test_a_body_larger_than_the_api_accepts_is_a_413(client: TestClient,
+                                                    shopper: dict[str, str]) -> None:
+    response = client.post("/api/v1/seller/catalog/imports", content=b"x" * (8 * 2**20 + 1),
+                           headers={**auth(shopper["seller"]), "Content-Type": "text/csv"})
+    assert (response.status_code, response.json()["code"]) == (413, "too_large")
+
+
 def test_a_genuine_bug_is_a_500_without_details(engine: Engine) -> None:
     app = create_app(engine)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from silkroute.api import errors
 from silkroute.api.metrics import ApiMetrics
@@ -17,6 +19,30 @@ Authenticate with `Authorization: Bearer <token>`; tokens come from `POST /api/v
 (buyers), `POST /api/v1/sellers` (sellers) or `silkroute token issue` (any account)."""
 
 
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class BodyLimit:
+    """Refuse a request whose declared body is larger than the API ever accepts (413)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > self.limit:
+                body = {"code": "too_large" if length.isdigit() else "bad_request",
+                        "message": f"the body must be at most {self.limit} bytes"
+                        if length.isdigit() else "content-length is not a number",
+                        "field": "body"}
+                response = JSONResponse(body, status_code=413 if length.isdigit() else 400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(engine: Engine) -> FastAPI:
     """An app serving the marketplace on this database engine."""
     app = FastAPI(title="silkroute", version=API_VERSION, description=DESCRIPTION,
@@ -24,6 +50,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.state.metrics = ApiMetrics()
     errors.install(app)
+    app.add_middleware(BodyLimit)
     for router in (buyers.router, payments.router, sellers.router, operators.router,
                    accounts.router):
         app.include_router(router)

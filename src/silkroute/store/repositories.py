@@ -210,6 +210,12 @@ class OrderRepo(_Repo):
         if rows:
             self.conn.execute(insert(t.allocations), rows)
 
+    def add_events(self, order_id: int, moves: list[tuple[str | None, str]]) -> None:
+        """Record several moves of one order in one statement."""
+        self.conn.execute(insert(t.order_events), [
+            {"order_id": order_id, "from_state": a, "to_state": b, "note": ""}
+            for a, b in moves])
+
     def add_event(self, order_id: int, from_state: str | None, to_state: str,
                   note: str = "") -> None:
         self.conn.execute(insert(t.order_events).values(

@@ -3,11 +3,13 @@ membership, saved cards, and the checkout benchmark."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -224,12 +226,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def bench_checkout(
         db: DbOpt = None,
         orders: Annotated[int, typer.Option(help="Paid orders per backend.")] = 1000,
+        clients: Annotated[int, typer.Option(help="Concurrent buyers (threads) in the "
+                                             "one process.")] = 4,
         as_json: JsonOpt = False,
     ) -> None:
         """One-click orders through the services: paid orders/s, latency, SQL per order."""
         if orders < 1:
             raise ValidationError("orders must be at least 1", field="orders")
-        results = run_bench(db, orders)
+        if not 1 <= clients <= 64:
+            raise ValidationError("clients must be between 1 and 64", field="clients")
+        results = run_bench(db, orders, clients)
         if as_json:
             print_json(results)
             return
@@ -237,13 +243,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             if "skipped" in r:
                 out.print(f"{name}: skipped ({r['skipped']})", markup=False)
                 continue
-            out.print(f"{name}: {r['orders']} paid orders, {r['orders_per_s']} orders/s, "
+            out.print(f"{name}: {r['orders']} paid orders by {r['clients']} clients, "
+                      f"{r['orders_per_s']} orders/s, "
                       f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                       f"{r['sql_statements_per_order']} SQL statements per paid order")
 
 
 # the benchmark ------------------------------------------------------------------------------
-def _bench_one(url: str, orders: int) -> dict[str, Any]:
+def _bench_one(url: str, orders: int, clients: int = 1) -> dict[str, Any]:
     from sqlalchemy import event
 
     from silkroute.domain.catalog import Product, Sku
@@ -265,44 +272,51 @@ def _bench_one(url: str, orders: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     seller = open_shop(uow(), f"Bench {tag}", "KRW").seller_id
     wh = add_location(uow(), seller, "Bench WH", city="Seoul").location_id
-    codes = [f"B{tag}-{i}" for i in range(4)]
+    # Enough SKUs that concurrent buyers rarely queue on one stock row.
+    codes = [f"B{tag}-{i}" for i in range(64)]
     list_product(uow(), Product(seller, "Bench goods", tuple(
-        Sku(c, Money(9900 + 1000 * i, "KRW"), 400) for i, c in enumerate(codes))))
+        Sku(c, Money(9900 + 100 * i, "KRW"), 400) for i, c in enumerate(codes))))
     for c in codes:
         set_stock(uow(), c, wh, orders * 2)
     payments.set_shipping_template(uow(), seller, ShippingTemplate.flat(
         Money(3000, "KRW"), free_threshold=Money(30000, "KRW")))
     buyers = []
-    for i in range(20):
+    for i in range(max(20, clients * 4)):
         b = register_buyer(uow(), f"bench buyer {i}", city="Seoul").buyer_id
         payments.add_card(uow(), b, "4242 4242 4242 4242")
         buyers.append(b)
     provider = payments.TestPaymentProvider()
     # warm-up (connection pool, statement caches)
     for i in range(min(20, orders)):
-        one_click(uow(), buyers[i % len(buyers)], codes[i % 4], 1,
+        one_click(uow(), buyers[i % len(buyers)], codes[i % len(codes)], 1,
                   idempotency_key=f"warm-{tag}-{i}", provider=provider)
-    count = 0
+    statements = itertools.count()
 
     def counter(*_args: Any) -> None:
-        nonlocal count
-        count += 1
+        next(statements)  # atomic under the GIL
+
+    def client(worker: int) -> list[float]:
+        mine = []
+        for i in range(worker, orders, clients):
+            t0 = time.perf_counter()
+            res = one_click(uow(), buyers[i % len(buyers)], codes[(i * 7) % len(codes)],
+                            1 + i % 2, idempotency_key=f"bench-{tag}-{i}", provider=provider)
+            mine.append((time.perf_counter() - t0) * 1000)
+            assert res.state == "paid"
+        return mine
 
     event.listen(engine, "before_cursor_execute", counter)
-    latencies = []
     started = time.perf_counter()
-    for i in range(orders):
-        t0 = time.perf_counter()
-        res = one_click(uow(), buyers[i % len(buyers)], codes[i % 4], 1 + i % 2,
-                        idempotency_key=f"bench-{tag}-{i}", provider=provider)
-        latencies.append((time.perf_counter() - t0) * 1000)
-        assert res.state == "paid"
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [x for part in pool.map(client, range(clients)) for x in part]
     elapsed = time.perf_counter() - started
+    count = next(statements)
     event.remove(engine, "before_cursor_execute", counter)
     engine.dispose()
     latencies.sort()
     return {
         "orders": orders,
+        "clients": clients,
         "orders_per_s": round(orders / elapsed, 1),
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
@@ -310,7 +324,7 @@ def _bench_one(url: str, orders: int) -> dict[str, Any]:
     }
 
 
-def run_bench(db: str | None, orders: int) -> dict[str, dict[str, Any]]:
+def run_bench(db: str | None, orders: int, clients: int = 1) -> dict[str, dict[str, Any]]:
     """Run on `db` only, or on a temporary SQLite file and (when reachable) a temporary
     PostgreSQL database."""
     from sqlalchemy import text
@@ -318,10 +332,11 @@ def run_bench(db: str | None, orders: int) -> dict[str, dict[str, Any]]:
     from silkroute.store.engine import is_sqlite, make_engine
 
     if db:
-        return {"sqlite" if is_sqlite(db) else "postgresql": _bench_one(db, orders)}
+        return {"sqlite" if is_sqlite(db) else "postgresql": _bench_one(db, orders, clients)}
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = _bench_one(f"sqlite:///{Path(tmp) / 'bench.db'}", orders)
+        results["sqlite"] = _bench_one(f"sqlite:///{Path(tmp) / 'bench.db'}", orders,
+                                       clients)
     pg = os.environ.get("SILKROUTE_TEST_POSTGRES_URL",
                         "postgresql://postgres@127.0.0.1:5432/test")
     name = f"silkroute_bench_{os.getpid()}"
@@ -335,7 +350,8 @@ def run_bench(db: str | None, orders: int) -> dict[str, dict[str, Any]]:
                                             f"{str(exc).splitlines()[0]}"}
         return results
     try:
-        results["postgresql"] = _bench_one(pg.rsplit("/", 1)[0] + "/" + name, orders)
+        results["postgresql"] = _bench_one(pg.rsplit("/", 1)[0] + "/" + name, orders,
+                                               clients)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

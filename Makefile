@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/silkroute demo
 
+serve: $(STAMP)
+	$(BIN)/silkroute serve --demo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 

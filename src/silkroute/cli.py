@@ -343,7 +343,8 @@ def demo(
 def _register_extensions() -> None:
     """Commands that live beside their part of the system register themselves here."""
     for module in ("silkroute.commands.allocation", "silkroute.commands.network",
-                   "silkroute.commands.money"):
+                   "silkroute.commands.money", "silkroute.commands.api",
+                   "silkroute.commands.planning"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -16,12 +16,16 @@ from silkroute.domain.errors import ValidationError
 
 
 def _save(net: Any, db: str | None) -> dict[str, Any]:
-    """Write the network to the database when the store part is available."""
+    """Write the network to the database at `db` (else $SILKROUTE_DATABASE_URL), all or
+    nothing; raises ValidationError when the database is not usable."""
+    from sqlalchemy.exc import ArgumentError
+
+    from silkroute.store.network_repo import save_network
+
     try:
-        from silkroute.store.network_repo import save_network
-    except ModuleNotFoundError:  # persistence not installed: nothing to write to
-        return {"saved": False}
-    return {"saved": True, **save_network(net, db)}
+        return {"saved": True, **save_network(net, db)}
+    except ArgumentError as exc:
+        raise ValidationError(f"db: {exc}", field="db") from None
 
 
 def _summary(net: Any, seconds: float) -> dict[str, Any]:
@@ -54,7 +58,11 @@ def generate_command(
     if out is not None:
         write_network(net, out)
         result["csv_dir"] = str(out)
-    result.update(_save(net, db))
+    try:
+        result.update(_save(net, db))
+    except ValidationError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -77,14 +85,14 @@ def import_command(
     try:
         net = read_network(directory)
         build_index(net)  # dangling references refuse the import too
+        result = _summary(net, time.perf_counter() - t0)
+        result.update(_save(net, db))  # one transaction: all or nothing
     except ValidationError as exc:
         if as_json:
             typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
         else:
             typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    result = _summary(net, time.perf_counter() - t0)
-    result.update(_save(net, db))
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -62,3 +62,11 @@ class Conflict(DomainError):
     """The request conflicts with the current state (e.g. idempotency key reuse)."""
 
     code = "conflict"
+
+
+class Unroutable(DomainError):
+    """No fulfilment plan exists for an order: `code` says why (no_carrier when no carrier
+    serves the destination from where the stock is, capacity_exhausted when every carrier
+    or location that could ship it is full today)."""
+
+    code = "unroutable"

@@ -23,6 +23,51 @@ from silkroute.domain.network import LocationKind
 
 TIERS: tuple[CarrierTier, ...] = tuple(CarrierTier)
 KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
+# Weight classes of a parcel (lower bounds, grams): carrier tables are ranked per class.
+WEIGHT_CLASSES: tuple[float, ...] = (0.0, 1_000.0, 2_500.0, 6_000.0, 15_000.0)
+TABLE_K = 32  # carriers kept per ranked table (refreshed when they run out of capacity)
+# A ranked carrier row: (lower bound at the class's lightest weight, fee + penalty x P(late),
+# fee per gram, max weight g, carrier position).
+Row = tuple[float, float, float, float, int]
+
+
+def weight_class(weight_g: float) -> int:
+    return (0 if weight_g < 1_000 else 1 if weight_g < 2_500 else 2 if weight_g < 6_000
+            else 3 if weight_g < 15_000 else 4)
+
+
+class Hot:
+    """Plain-Python copies of what the router reads per decision (scalar reads of lists and
+    bytes are several times faster than of numpy arrays), built with the index."""
+
+    __slots__ = ("loc_zone", "loc_handling", "loc_closes", "loc_cap_inv", "loc_ids",
+                 "car_ids", "car_cap_inv", "band_rows", "sku_loc", "sku_ptr", "sku_entry",
+                 "next_day", "cut_levels", "n_levels", "car_fee", "car_perkg", "car_cdf",
+                 "car_cutoff", "zone_ptr")
+
+    def __init__(self, ix: NetworkIndex) -> None:
+        self.loc_zone: list[int] = ix.loc_zone.tolist()
+        self.loc_handling: list[float] = ix.loc_handling.tolist()
+        self.loc_closes: list[float] = ix.loc_closes.tolist()
+        self.loc_cap_inv: list[float] = (1.0 / np.maximum(ix.loc_capacity, 1)).tolist()
+        self.loc_ids: list[int] = ix.loc_ids.tolist()
+        self.car_ids: list[int] = ix.car_ids.tolist()
+        self.car_cap_inv: list[float] = (1.0 / np.maximum(ix.car_capacity, 1)).tolist()
+        self.band_rows: list[bytes] = [bytes(r) for r in ix.loc_band.astype(np.uint8)]
+        self.sku_loc: list[int] = ix.sku_loc.tolist()
+        self.sku_ptr: list[int] = ix.sku_ptr.tolist()
+        # per SKU position: location position -> stock entry
+        self.sku_entry: list[dict[int, int]] = [
+            {lp: lo + j for j, lp in enumerate(self.sku_loc[lo:hi])}
+            for lo, hi in zip(self.sku_ptr[:-1], self.sku_ptr[1:], strict=True)]
+        self.next_day: list[bool] = ix.next_day_zone.tolist()
+        self.cut_levels: list[float] = sorted(set(ix.car_cutoff.tolist()))
+        self.n_levels = len(self.cut_levels)
+        self.car_fee: list[list[float]] = ix.car_fee.tolist()
+        self.car_perkg: list[float] = ix.car_perkg.tolist()
+        self.car_cdf: list[list[list[float]]] = ix.car_cdf.tolist()
+        self.car_cutoff: list[float] = ix.car_cutoff.tolist()
+        self.zone_ptr: list[int] = ix.zone_ptr.tolist()
 
 
 def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -102,6 +147,11 @@ class NetworkIndex:
     _top: dict[tuple[int, int, int, float, int, int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False)
     _cut: list[float] = field(default_factory=list, repr=False)
+    _hot: list[Hot] = field(default_factory=list, repr=False)
+    _cut_idx: list[np.ndarray] = field(default_factory=list, repr=False)
+    # (penalty, promise) -> table key -> (ranked rows, truncated?)
+    _tables: dict[tuple[float, int], dict[int, tuple[list[Row], bool]]] = field(
+        default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------
     @property
@@ -171,6 +221,66 @@ class NetworkIndex:
         self._top[key] = hit
         return hit
 
+    def hot(self) -> Hot:
+        """The plain-Python copies of the hot arrays (built with the index)."""
+        got = self._hot
+        if not got:
+            got.append(Hot(self))
+        return got[0]
+
+    def tables(self, penalty: float, promise: int) -> dict[int, tuple[list[Row], bool]]:
+        """The cache of ranked carrier tables for one (penalty, promise) scenario."""
+        key = (penalty, promise)
+        got = self._tables.get(key)
+        if got is None:
+            got = self._tables[key] = {}
+        return got
+
+    def table_key(self, zone_from: int, zone_to: int, band: int, hour_class: int,
+                  weight_cls: int) -> int:
+        return (((zone_from * self.n_zones + zone_to) * 4 + band) * 32 + hour_class) * 8 \
+            + weight_cls
+
+    def carrier_table(self, zone_from: int, zone_to: int, band: int, penalty: float,
+                      promise: int, hour_class: int, weight_cls: int,
+                      car_left: np.ndarray | None = None, k: int = TABLE_K
+                      ) -> tuple[list[Row], bool]:
+        """Carriers serving both zones in `band`, ranked by the lower bound of their cost
+        (fee + per kg x the class's lightest weight + penalty x P(late)) for parcels of one
+        weight class, handed over in one hour class (`hour_class` = how many cut-off levels
+        have passed; all of them when the location has closed). Only the `k` best are kept
+        (carriers with no capacity left in `car_left` are skipped); returns (rows, truncated).
+        Row: (lower bound, fee + penalty x P(late), fee per gram, max weight, carrier)."""
+        cids = self.pair_carriers(zone_from, zone_to)
+        if car_left is not None:
+            cids = cids[car_left[cids] > 0]
+        w_lo = WEIGHT_CLASSES[weight_cls]
+        fee = self.car_fee[cids, band]
+        ok = np.isfinite(fee) & (self.car_maxw[cids] > w_lo)
+        if not ok.all():
+            cids, fee = cids[ok], fee[ok]
+        if not self._cut_idx:
+            levels = self.hot().cut_levels
+            self._cut_idx.append(np.searchsorted(np.array(levels), self.car_cutoff))
+        today = (self._cut_idx[0][cids] >= hour_class).astype(np.intp)
+        days = promise - 1 + today
+        dmax = self.car_cdf.shape[2] - 1
+        p = self.car_cdf[cids, band, np.clip(days, 0, dmax)]
+        p = np.where(days >= 0, p, 0.0)
+        a = fee + penalty * (1.0 - p)
+        b = self.car_perkg[cids] / 1000.0
+        lb = a + b * w_lo
+        truncated = len(lb) > k
+        if truncated:
+            part = np.argpartition(lb, k - 1)[:k]
+            order = part[np.argsort(lb[part], kind="stable")]
+        else:
+            order = np.argsort(lb, kind="stable")
+        rows = list(zip(lb[order].tolist(), a[order].tolist(), b[order].tolist(),
+                        self.car_maxw[cids[order]].tolist(), cids[order].tolist(),
+                        strict=True))
+        return rows, truncated
+
     def _cutoff_levels(self) -> list[float]:
         levels = self._cut
         if not levels:
@@ -197,6 +307,9 @@ class NetworkIndex:
         state["_top"] = {}
         state["_cut"] = []
         state["_lists"] = {}
+        state["_hot"] = []
+        state["_cut_idx"] = []
+        state["_tables"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -320,5 +433,6 @@ def build_index(net: NetworkSnapshot) -> NetworkIndex:
         sku_weight=np.array([s.weight_g for s in skus], dtype=np.int64),
         sku_ptr=sku_ptr, sku_loc=sku_loc, stock0=stock0,
     )
+    idx.hot()  # the router's plain-Python views are part of the build
     idx.build_seconds = time.perf_counter() - t0
     return idx

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
 from silkroute.domain.catalog import check_quantity, check_sku_code
@@ -14,7 +15,6 @@ from silkroute.routing.policy import (
     CandidateLocation,
     FulfilmentDecision,
     FulfilmentPolicy,
-    NearestWithStockPolicy,
     OrderLineRequest,
     OrderRequest,
 )
@@ -61,16 +61,48 @@ class CheckoutHooks(Protocol):
         ...
 
 
-_default_policy: FulfilmentPolicy = NearestWithStockPolicy()
+# None: the silkroute router when the database holds a network with carriers
+# (services/routing_policy.py), else nearest-with-stock.
+_default_policy: FulfilmentPolicy | None = None
 
 
-def default_policy() -> FulfilmentPolicy:
+def default_policy() -> FulfilmentPolicy | None:
+    """The policy set with `set_default_policy`; None means "chosen from the database"."""
     return _default_policy
 
 
-def set_default_policy(policy: FulfilmentPolicy) -> None:
+def set_default_policy(policy: FulfilmentPolicy | None) -> None:
     global _default_policy
     _default_policy = policy
+
+
+def _notify(policy: FulfilmentPolicy | None, hook: str) -> None:
+    """Tell a policy that keeps its own capacity whether its decisions were kept."""
+    callback = getattr(policy, hook, None)
+    if callback is not None:
+        callback()
+
+
+class _PolicyOutcome:
+    """Picks the policy inside the transaction; once the transaction ended, tells it whether
+    its decisions were kept (`on_reserved`, after commit) or not (`on_released`)."""
+
+    def __init__(self, policy: FulfilmentPolicy | None):
+        self.policy = policy
+
+    def resolve(self, uow: UnitOfWork) -> FulfilmentPolicy:
+        if self.policy is None:
+            from silkroute.services.routing_policy import policy_for_checkout
+
+            self.policy = policy_for_checkout(uow)
+        return self.policy
+
+    def __enter__(self) -> _PolicyOutcome:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        _notify(self.policy, "on_released" if exc_type is not None else "on_reserved")
 
 
 def validate_cart(lines: Sequence[CartLine]) -> list[CartLine]:
@@ -134,8 +166,9 @@ def checkout(
     if service == "pickup" and pickup_location_id is None:
         raise ValidationError("pickup_location_id is required for pickup",
                               field="pickup_location_id")
-    policy = policy or _default_policy
-    with uow:
+    outcome = _PolicyOutcome(policy or _default_policy)
+    with outcome, uow:
+        policy = outcome.resolve(uow)
         repos = uow.repos
         if repos.buyers.get(buyer_id) is None:
             raise NotFound(f"buyer_id: no buyer {buyer_id}", field="buyer_id")
@@ -216,6 +249,7 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
             return decisions
         for sku_id, location_id, qty in done:
             repos.stock.release(sku_id, location_id, qty)
+        _notify(policy, "on_released")  # routed again: give back this attempt's parcels
         line = next(ln for r in requests for ln in r.lines if ln.sku_id == failed[0])
         lost = (line, 0)
     assert lost is not None

@@ -1,0 +1,340 @@
+"""Wave solver: Lagrangian bound over region blocks, regret repair and local improvement."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from silkroute.routing.wave import WaveProblem
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class RegionBlock:
+    """The orders of one region: rows of the problem's dense option arrays."""
+
+    region: int
+    rows: IntArray
+    cost: FloatArray
+    car: npt.NDArray[np.int32]
+    loc: npt.NDArray[np.int32]
+    rest_lb: FloatArray
+    n_car: int
+    n_loc: int
+
+
+@dataclass
+class StepResult:
+    """A region's Lagrangian subproblem at given prices: its value and resource loads."""
+
+    value: float
+    car_load: IntArray
+    loc_load: IntArray
+
+
+def region_blocks(problem: WaveProblem) -> list[RegionBlock]:
+    """Split the problem by region (fixed order: region 0, 1, ...)."""
+    out = []
+    for r in range(problem.regions):
+        rows = np.flatnonzero(problem.region == r).astype(np.int64)
+        out.append(RegionBlock(r, rows, problem.cost[rows], problem.car[rows],
+                               problem.loc[rows], problem.rest_lb[rows],
+                               len(problem.car_cap), len(problem.loc_cap)))
+    return out
+
+
+def _priced_choice(block: RegionBlock, lam: FloatArray, mu: FloatArray
+                   ) -> tuple[IntArray, FloatArray]:
+    priced = block.cost + lam[block.car] + mu[block.loc]
+    choice = np.argmin(priced, axis=1)
+    best = np.take_along_axis(priced, choice[:, None], axis=1)[:, 0]
+    return choice.astype(np.int64), best
+
+
+def region_step(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> StepResult:
+    """Each order takes its cheapest option at priced cost (cost + carrier and location
+    prices); an order whose left-out options may be cheaper counts their lower bound and no
+    load. Deterministic: the value is summed in row order."""
+    choice, best = _priced_choice(block, lam, mu)
+    use = best <= block.rest_lb
+    value = float(np.minimum(best, block.rest_lb).sum())
+    rows = np.flatnonzero(use)
+    car = block.car[rows, choice[rows]]
+    loc = block.loc[rows, choice[rows]]
+    return StepResult(value, np.bincount(car, minlength=block.n_car).astype(np.int64),
+                      np.bincount(loc, minlength=block.n_loc).astype(np.int64))
+
+
+def region_choice(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> IntArray:
+    """Cheapest option of every order of the block at priced cost."""
+    return _priced_choice(block, lam, mu)[0]
+
+
+class Runner(Protocol):
+    """Evaluates the region subproblems: in this process or on a cluster."""
+
+    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]: ...
+
+    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]: ...
+
+
+class LocalRunner:
+    """Region subproblems one after the other in this process."""
+
+    def __init__(self, blocks: Sequence[RegionBlock]):
+        self.blocks = list(blocks)
+
+    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]:
+        return [region_step(b, lam, mu) for b in self.blocks]
+
+    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]:
+        return [region_choice(b, lam, mu) for b in self.blocks]
+
+
+@dataclass
+class WavePlan:
+    """A wave plan: the option each order takes, its cost, a lower bound and the gap."""
+
+    choice: IntArray
+    cost: float
+    lower_bound: float
+    gap_percent: float
+    feasible: bool
+    iterations: int
+    seconds: float
+    car_price: FloatArray
+    loc_price: FloatArray
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"cost": round(self.cost, 2), "lower_bound": round(self.lower_bound, 2),
+                "gap_percent": round(self.gap_percent, 4), "feasible": self.feasible,
+                "iterations": self.iterations, "seconds": round(self.seconds, 2)}
+
+
+def gap_percent(cost: float, bound: float) -> float:
+    if not math.isfinite(cost) or not math.isfinite(bound):
+        return math.inf
+    return max(0.0, 100.0 * (cost - bound) / max(1.0, abs(cost)))
+
+
+def _cumcount(groups: IntArray) -> IntArray:
+    """For each entry, how many earlier entries share its group."""
+    if len(groups) == 0:
+        return groups.copy()
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    lengths = np.diff(np.r_[start, len(g)])
+    out = np.empty(len(g), dtype=np.int64)
+    out[order] = np.arange(len(g)) - np.repeat(start, lengths)
+    return out
+
+
+def repair(problem: WaveProblem, choice: IntArray, priced: FloatArray,
+           max_rounds: int = 400) -> tuple[IntArray, bool]:
+    """Make `choice` feasible: orders on overloaded carriers or locations move, smallest
+    regret (priced) first, to their best option with room; when none has room the order may
+    displace into a full resource, which then sheds its own cheapest-to-move order."""
+    x = choice.copy()
+    n = problem.n
+    rows_all = np.arange(n)
+    finite = np.isfinite(problem.cost)
+    stalled = 0
+    for _ in range(max_rounds):
+        car_load, loc_load = problem.loads(x)
+        car_over = car_load - problem.car_cap
+        loc_over = loc_load - problem.loc_cap
+        if (car_over <= 0).all() and (loc_over <= 0).all():
+            return x, True
+        cur_car = problem.car[rows_all, x]
+        cur_loc = problem.loc[rows_all, x]
+        movers = np.flatnonzero((car_over[cur_car] > 0) | (loc_over[cur_loc] > 0))
+        ok_car = car_over < 0 if stalled == 0 else car_over <= 0
+        ok_loc = loc_over < 0 if stalled == 0 else loc_over <= 0
+        car_m, loc_m = problem.car[movers], problem.loc[movers]
+        same_car = car_m == cur_car[movers, None]
+        same_loc = loc_m == cur_loc[movers, None]
+        room = (finite[movers] & (ok_car[car_m] | (same_car & (car_over[car_m] <= 0)))
+                & (ok_loc[loc_m] | (same_loc & (loc_over[loc_m] <= 0))))
+        room[np.arange(len(movers)), x[movers]] = False
+        p = np.where(room, priced[movers], np.inf)
+        alt = np.argmin(p, axis=1)
+        alt_cost = p[np.arange(len(movers)), alt]
+        has = np.isfinite(alt_cost)
+        movers, alt = movers[has], alt[has]
+        if len(movers) == 0:
+            if stalled:
+                return x, False
+            stalled = 1
+            continue
+        regret = alt_cost[has] - priced[movers, x[movers]]
+        order = np.argsort(regret, kind="stable")
+        movers, alt = movers[order], alt[order]
+        c0, l0 = cur_car[movers], cur_loc[movers]
+        # shed no more than each overloaded resource's excess
+        need_c = (car_over[c0] > 0) & (_cumcount(c0.astype(np.int64)) < car_over[c0])
+        need_l = (loc_over[l0] > 0) & (_cumcount(l0.astype(np.int64)) < loc_over[l0])
+        take = need_c | need_l
+        movers, alt, c0, l0 = movers[take], alt[take], c0[take], l0[take]
+        c1, l1 = problem.car[movers, alt], problem.loc[movers, alt]
+        # fill targets no further than their room (full ones take one displacement each)
+        new_c = c1 != c0
+        new_l = l1 != l0
+        room_c = np.maximum(-car_over, 1 if stalled else 0)
+        room_l = np.maximum(-loc_over, 1 if stalled else 0)
+        cc = np.where(new_c, _cumcount(np.where(new_c, c1, -1).astype(np.int64)), 0)
+        cl = np.where(new_l, _cumcount(np.where(new_l, l1, -1).astype(np.int64)), 0)
+        go = (~new_c | (cc < room_c[c1])) & (~new_l | (cl < room_l[l1]))
+        if not go.any():
+            if stalled:
+                return x, False
+            stalled = 1
+            continue
+        x[movers[go]] = alt[go]
+        stalled = 0
+    car_load, loc_load = problem.loads(x)
+    ok = bool((car_load <= problem.car_cap).all() and (loc_load <= problem.loc_cap).all())
+    return x, ok
+
+
+def improve(problem: WaveProblem, x: IntArray, rounds: int = 6) -> IntArray:
+    """Local improvement at real cost: orders move to a cheaper option with room on its
+    carrier and location, biggest saving first, never beyond a capacity."""
+    x = x.copy()
+    n = problem.n
+    rows_all = np.arange(n)
+    finite = np.isfinite(problem.cost)
+    for _ in range(rounds):
+        car_load, loc_load = problem.loads(x)
+        slack_c = problem.car_cap - car_load
+        slack_l = problem.loc_cap - loc_load
+        cur_car = problem.car[rows_all, x][:, None]
+        cur_loc = problem.loc[rows_all, x][:, None]
+        cur_cost = problem.cost[rows_all, x]
+        fits = (finite & ((problem.car == cur_car) | (slack_c[problem.car] > 0))
+                & ((problem.loc == cur_loc) | (slack_l[problem.loc] > 0)))
+        c = np.where(fits, problem.cost, np.inf)
+        best = np.argmin(c, axis=1)
+        gain = cur_cost - c[rows_all, best]
+        movers = np.flatnonzero(gain > 1e-9)
+        if len(movers) == 0:
+            break
+        movers = movers[np.argsort(-gain[movers], kind="stable")]
+        alt = best[movers]
+        c0, l0 = cur_car[movers, 0], cur_loc[movers, 0]
+        c1, l1 = problem.car[movers, alt], problem.loc[movers, alt]
+        new_c, new_l = c1 != c0, l1 != l0
+        cc = np.where(new_c, _cumcount(np.where(new_c, c1, -1).astype(np.int64)), 0)
+        cl = np.where(new_l, _cumcount(np.where(new_l, l1, -1).astype(np.int64)), 0)
+        go = (~new_c | (cc < slack_c[c1])) & (~new_l | (cl < slack_l[l1]))
+        if not go.any():
+            break
+        x[movers[go]] = alt[go]
+    return x
+
+
+def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
+            lam: FloatArray, mu: FloatArray) -> tuple[IntArray, bool]:
+    choice = np.zeros(problem.n, dtype=np.int64)
+    for rows, ch in zip(blocks_rows, runner.choice(lam, mu), strict=True):
+        choice[rows] = ch
+    priced = problem.cost + lam[problem.car] + mu[problem.loc]
+    x, ok = repair(problem, choice, priced)
+    if ok:
+        x = improve(problem, x)
+    return x, ok
+
+
+def solve_wave(
+    problem: WaveProblem, runner: Runner | None = None, *, time_limit: float = 240.0,
+    target_gap: float = 0.5, max_iterations: int = 600, primal_every: int = 40,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> WavePlan:
+    """Lagrangian relaxation of every carrier and location capacity (subgradient steps,
+    Polyak length towards the best plan's cost, halved when the bound stalls, direction
+    deflected by the previous one), a repaired plan every `primal_every` iterations, and a
+    stop at `target_gap` percent, `max_iterations` or `time_limit` seconds (only the time
+    limit depends on the machine: within it, the result is fixed by the problem)."""
+    started = time.monotonic()
+    blocks_rows = [np.flatnonzero(problem.region == r) for r in range(problem.regions)]
+    if runner is None:
+        runner = LocalRunner(region_blocks(problem))
+    n_car, n_loc = len(problem.car_cap), len(problem.loc_cap)
+    lam = np.zeros(n_car)
+    mu = np.zeros(n_loc)
+    best_lb, best_lam, best_mu = -math.inf, lam.copy(), mu.copy()
+    best_x: IntArray | None = None
+    best_cost = math.inf
+    theta = 1.0
+    since_improve = 0
+    d_car = np.zeros(n_car)
+    d_loc = np.zeros(n_loc)
+    history: list[dict[str, float]] = []
+    it = 0
+    scale = max(1.0, float(np.nanmedian(problem.cost[:, 0])) if problem.n else 1.0)
+    while True:
+        if it % primal_every == 0 or it == max_iterations:
+            x, ok = _primal(problem, runner, blocks_rows, best_lam if it else lam,
+                            best_mu if it else mu)
+            if ok:
+                c = problem.objective(x)
+                if c < best_cost:
+                    best_cost, best_x = c, x
+        res = runner.step(lam, mu)
+        value = 0.0
+        car_load = np.zeros(n_car, dtype=np.int64)
+        loc_load = np.zeros(n_loc, dtype=np.int64)
+        for r in res:
+            value += r.value
+            car_load += r.car_load
+            loc_load += r.loc_load
+        lb = value - float(lam @ problem.car_cap) - float(mu @ problem.loc_cap)
+        if lb > best_lb + 1e-9 * abs(lb):
+            if lb > best_lb + 1e-6 * abs(lb):
+                since_improve = 0
+            best_lb, best_lam, best_mu = lb, lam.copy(), mu.copy()
+        else:
+            since_improve += 1
+        gap = gap_percent(best_cost, best_lb)
+        entry = {"iteration": it, "bound": best_lb, "cost": best_cost, "gap": gap,
+                 "theta": theta, "seconds": time.monotonic() - started}
+        history.append(entry)
+        if progress is not None:
+            progress(entry)
+        if gap <= target_gap or it >= max_iterations or \
+                time.monotonic() - started > time_limit:
+            break
+        if since_improve >= 15:
+            theta = max(theta / 2.0, 1e-4)
+            since_improve = 0
+        g_car = (car_load - problem.car_cap).astype(np.float64)
+        g_loc = (loc_load - problem.loc_cap).astype(np.float64)
+        g_car = np.where((lam <= 0) & (g_car < 0), 0.0, g_car)
+        g_loc = np.where((mu <= 0) & (g_loc < 0), 0.0, g_loc)
+        d_car = g_car + 0.3 * d_car
+        d_loc = g_loc + 0.3 * d_loc
+        norm = float(d_car @ d_car + d_loc @ d_loc)
+        if norm <= 0:
+            break  # the priced choice is feasible: the bound is tight for it
+        target = best_cost if math.isfinite(best_cost) else lb + 0.05 * scale * problem.n
+        step = theta * max(target - lb, 1e-3 * scale) / norm
+        lam = np.maximum(0.0, lam + step * d_car)
+        mu = np.maximum(0.0, mu + step * d_loc)
+        it += 1
+    if best_x is None or it % primal_every:
+        x, ok = _primal(problem, runner, blocks_rows, best_lam, best_mu)
+        if ok and problem.objective(x) < best_cost:
+            best_cost, best_x = problem.objective(x), x
+    feasible = best_x is not None
+    choice = best_x if best_x is not None else np.zeros(problem.n, dtype=np.int64)
+    return WavePlan(choice, best_cost, best_lb, gap_percent(best_cost, best_lb), feasible, it,
+                    time.monotonic() - started, best_lam, best_mu, history)

@@ -1,0 +1,178 @@
+"""The router as checkout's policy: a cached NetworkIndex from the database, capacity per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from silkroute.domain.errors import OutOfStock, Unroutable
+from silkroute.routing.baselines import SilkroutePolicy
+from silkroute.routing.capacity import CapacityState
+from silkroute.routing.index import NetworkIndex, build_index
+from silkroute.routing.policy import (
+    CandidateLocation,
+    FulfilmentDecision,
+    FulfilmentPolicy,
+    NearestWithStockPolicy,
+    OrderRequest,
+    Shipment,
+)
+from silkroute.store import tables as t
+from silkroute.store.network_repo import has_carriers, load_snapshot, network_stamp
+from silkroute.store.uow import UnitOfWork
+
+
+@dataclass
+class RouterState:
+    """One database's compiled network and the carrier/location capacity used today.
+
+    Capacity lives in this process: every process routes against its own count of the
+    day's parcels (the database's conditional stock updates stay the source of truth).
+    """
+
+    signature: tuple[object, ...]
+    index: NetworkIndex
+    policy: SilkroutePolicy
+    day: dt.date
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def capacity(self) -> CapacityState:
+        return self.policy.capacity
+
+    def roll_day(self, today: dt.date) -> None:
+        if today != self.day:
+            self.policy.capacity = CapacityState.fresh(self.index)
+            self.day = today
+
+
+_states: dict[str, RouterState] = {}
+_states_lock = threading.Lock()
+
+
+def _key(uow: UnitOfWork) -> str:
+    return uow.engine.url.render_as_string(hide_password=True)
+
+
+def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
+    """What the cached index depends on: the saved network and the set of locations."""
+    stamp = network_stamp(uow.conn)
+    if stamp is None or not has_carriers(uow.conn):
+        return None
+    n, top = uow.conn.execute(select(func.count(), func.max(t.locations.c.id))).one()
+    return (stamp, int(n), int(top or 0))
+
+
+def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState | None:
+    """The router's state for this database, rebuilt when the network changed; None when
+    no network with carriers was saved. Call inside the unit of work."""
+    sig = _signature(uow)
+    if sig is None:
+        return None
+    key = _key(uow)
+    today = today or dt.date.today()
+    with _states_lock:
+        state = _states.get(key)
+        if state is None or state.signature != sig:
+            index = build_index(load_snapshot(uow.conn, with_stock=False))
+            state = RouterState(sig, index, SilkroutePolicy(index), today)
+            _states[key] = state
+        state.roll_day(today)
+        return state
+
+
+def forget_router_states() -> None:
+    """Drop every cached index (tests; a process that wants a clean day)."""
+    with _states_lock:
+        _states.clear()
+
+
+class RouterCheckoutPolicy:
+    """The silkroute router behind checkout's interface, for one checkout call.
+
+    Parcels taken by `decide` count against the shared capacity at once (so the next order
+    sees them); checkout calls `on_released` when the attempt's reservation lost a race or
+    the checkout failed, which gives them back, and `on_reserved` once it committed.
+    """
+
+    name = "silkroute"
+
+    def __init__(self, state: RouterState):
+        self.state = state
+        self._taken: list[tuple[int, int | None]] = []
+        self._fallback = NearestWithStockPolicy()
+
+    def decide(self, request: OrderRequest, candidates: Sequence[CandidateLocation]
+               ) -> FulfilmentDecision:
+        state = self.state
+        index = state.index
+        if candidates and not any(c.location_id in index.loc_pos for c in candidates):
+            decision = self._fallback.decide(request, candidates)
+            return FulfilmentDecision(decision.shipments, {
+                "policy": self.name, "note": "locations not in the network index; "
+                "fell back to nearest-with-stock"})
+        with state.lock:
+            plan = state.policy.plan(request, candidates)
+            if plan.ok:
+                for parcel in plan.parcels:
+                    state.capacity.take_parcel(parcel.location_pos, parcel.carrier_pos)
+                    self._taken.append((parcel.location_pos, parcel.carrier_pos))
+        if not plan.ok:
+            if plan.reason == "no_stock":
+                for ln in request.lines:
+                    total = sum(int(c.available.get(ln.sku_id, 0)) for c in candidates)
+                    if total < ln.quantity:
+                        raise OutOfStock(ln.sku_code, ln.quantity, total)
+            raise _refusal(request, plan.reason, plan.message)
+        shipments = tuple(
+            Shipment(p.location_id, p.lines, p.carrier_id, int(round(p.cost.total)), p.service,
+                     p.promised_date, round(p.on_time_probability, 4))
+            for p in plan.parcels)
+        return FulfilmentDecision(shipments, {"policy": self.name, **plan.explain()})
+
+    def on_released(self) -> None:
+        """Give back every parcel this checkout took (its reservation did not happen)."""
+        state = self.state
+        with state.lock:
+            for loc, car in self._taken:
+                state.capacity.loc_left[loc] += 1
+                if car is not None:
+                    state.capacity.car_left[car] += 1
+            self._taken.clear()
+
+    def on_reserved(self) -> None:
+        """The checkout committed: the parcels taken stay taken."""
+        self._taken.clear()
+
+
+def _refusal(request: OrderRequest, reason: str | None, detail: str) -> Unroutable:
+    where = (f"pickup point {request.pickup_location_id}" if request.service == "pickup"
+             else f"zone {request.zone_id}")
+    if reason == "no_carrier":
+        return Unroutable(
+            f"no carrier delivers to {where} from the locations of seller "
+            f"{request.seller_id} that hold the items; nothing was reserved",
+            field="address_id", code="no_carrier")
+    if reason == "capacity_exhausted":
+        return Unroutable(
+            f"every carrier and location that could ship seller {request.seller_id}'s items "
+            f"to {where} is full today; nothing was reserved", field="address_id",
+            code="capacity_exhausted")
+    return Unroutable(f"no fulfilment plan: {detail}", field="address_id",
+                      code=reason or "no_plan")
+
+
+def policy_for_checkout(uow: UnitOfWork) -> FulfilmentPolicy:
+    """The router when the database holds a network with carriers, else nearest-with-stock."""
+    state = router_state(uow)
+    if state is None:
+        return NearestWithStockPolicy()
+    return RouterCheckoutPolicy(state)
+
+
+__all__ = ["RouterCheckoutPolicy", "RouterState", "forget_router_states",
+           "policy_for_checkout", "router_state"]

@@ -344,7 +344,8 @@ def _register_extensions() -> None:
     """Commands that live beside their part of the system register themselves here."""
     for module in ("silkroute.commands.allocation", "silkroute.commands.network",
                    "silkroute.commands.money", "silkroute.commands.api",
-                   "silkroute.commands.planning"):
+                   "silkroute.commands.planning", "silkroute.commands.jobs",
+                   "silkroute.commands.bench_http"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

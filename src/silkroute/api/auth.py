@@ -21,11 +21,18 @@ def uow_factory(request: Request) -> UowFactory:
     return lambda: UnitOfWork(engine)
 
 
+def read_uow_factory(request: Request) -> UowFactory:
+    """Units of work that only read (on SQLite they do not queue behind writers)."""
+    engine = request.app.state.engine
+    return lambda: UnitOfWork(engine, read_only=True)
+
+
 Uows = Annotated[UowFactory, Depends(uow_factory)]
+ReadUows = Annotated[UowFactory, Depends(read_uow_factory)]
 
 
 def current_principal(
-    uows: Uows,
+    uows: ReadUows,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Whoever the bearer token stands for; 401 without a live token."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,11 @@ class CapacityState:
     stock: np.ndarray
     loc_left: np.ndarray
     car_left: np.ndarray
+    _views: list[tuple[np.ndarray, np.ndarray, np.ndarray, Any, Any, Any]] = field(
+        default_factory=list, init=False, repr=False, compare=False)
+    # Router tables re-ranked without the carriers this state has used up (see router).
+    tables: dict[tuple[float, int], dict[int, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fresh(cls, index: NetworkIndex) -> CapacityState:
@@ -25,25 +31,40 @@ class CapacityState:
     def copy(self) -> CapacityState:
         return CapacityState(self.stock.copy(), self.loc_left.copy(), self.car_left.copy())
 
+    def views(self) -> tuple[Any, Any, Any]:
+        """(stock, loc_left, car_left) as memoryviews over the same memory: indexing them
+        gives plain ints, much faster than numpy scalars; writes through either are shared.
+        (Arrays that are not contiguous int64 are returned as they are.)"""
+        v = self._views
+        if not v or v[0][0] is not self.stock or v[0][1] is not self.loc_left \
+                or v[0][2] is not self.car_left:
+            v.clear()
+            arrs: list[Any] = [
+                memoryview(a) if a.dtype == np.int64 and a.flags.c_contiguous
+                and a.flags.writeable else a
+                for a in (self.stock, self.loc_left, self.car_left)]
+            v.append((self.stock, self.loc_left, self.car_left, arrs[0], arrs[1], arrs[2]))
+        return v[0][3], v[0][4], v[0][5]
+
     def available(self, index: NetworkIndex, sku_pos: int, loc_pos: int) -> int:
-        lo, hi = index.sku_ptr[sku_pos], index.sku_ptr[sku_pos + 1]
-        hits = np.flatnonzero(index.sku_loc[lo:hi] == loc_pos)
-        return int(self.stock[lo + hits[0]]) if len(hits) else 0
+        e = index.hot().sku_entry[sku_pos].get(loc_pos)
+        return int(self.stock[e]) if e is not None else 0
 
     def take_stock(self, index: NetworkIndex, sku_pos: int, loc_pos: int, qty: int) -> None:
         """Remove `qty` units; raises ValueError rather than let stock go negative."""
-        lo, hi = index.sku_ptr[sku_pos], index.sku_ptr[sku_pos + 1]
-        hits = np.flatnonzero(index.sku_loc[lo:hi] == loc_pos)
-        if not len(hits) or self.stock[lo + hits[0]] < qty:
+        e = index.hot().sku_entry[sku_pos].get(loc_pos) if sku_pos >= 0 else None
+        stock = self.views()[0]
+        if e is None or stock[e] < qty:
             raise ValueError(f"stock of SKU position {sku_pos} at location {loc_pos} too low")
-        self.stock[lo + hits[0]] -= qty
+        stock[e] -= qty
 
     def take_parcel(self, loc_pos: int, car_pos: int | None) -> None:
         """One parcel handled at a location and (unless collected there) given to a carrier."""
-        if self.loc_left[loc_pos] <= 0:
+        _s, loc_left, car_left = self.views()
+        if loc_left[loc_pos] <= 0:
             raise ValueError(f"location {loc_pos} has no handling capacity left")
-        if car_pos is not None and self.car_left[car_pos] <= 0:
+        if car_pos is not None and car_left[car_pos] <= 0:
             raise ValueError(f"carrier {car_pos} has no capacity left")
-        self.loc_left[loc_pos] -= 1
+        loc_left[loc_pos] -= 1
         if car_pos is not None:
-            self.car_left[car_pos] -= 1
+            car_left[car_pos] -= 1

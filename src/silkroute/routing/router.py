@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
-from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts, parcel_cost
-from silkroute.routing.index import NetworkIndex
+from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
+from silkroute.routing.index import NetworkIndex, Row, weight_class
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
 NO_CARRIER = "no_carrier"
 CAPACITY_EXHAUSTED = "capacity_exhausted"
-MAX_CANDIDATES = 6  # single-location candidates evaluated, cheapest-looking first
-SPLIT_LOCATIONS = 8  # locations considered by the split search (the cheapest-looking)
-K_CARRIERS = 24  # carriers priced exactly per location (the index ranks them)
 N_ALTERNATIVES = 3
 _INF = float("inf")
 
@@ -102,15 +101,17 @@ class OrderContext:
     lines: list[tuple[int, int, int, int]]  # (SKU position, quantity, unit weight g, sku_id)
     pickup: int | None
     scarcity: float = 0.0
+    promised: dt.date | None = None  # day + promise
 
 
 # Per line: location positions, units available, and stock-entry positions (for prices).
-Sources = list[tuple[list[int], list[int], list[int]]]
+Sources = list[tuple[Sequence[int], Sequence[int], Sequence[int]]]
 
 
 def resolve(order: OrderRequest, index: NetworkIndex, model: CostModel) -> OrderContext:
     """Map ids to index positions; compute the promise. Raises ValidationError on bad ids."""
     pickup = None
+    hot = index.hot()
     if order.service == "pickup":
         if order.pickup_location_id is None:
             raise ValidationError("pickup order needs a pickup point",
@@ -120,155 +121,225 @@ def resolve(order: OrderRequest, index: NetworkIndex, model: CostModel) -> Order
             raise ValidationError(
                 f"pickup_location_id: {order.pickup_location_id} is not a pickup point",
                 field="pickup_location_id")
-        zone = int(index.loc_zone[pickup])
+        zone = hot.loc_zone[pickup]
     elif order.zone_id is not None and order.zone_id in index.zone_pos:
         zone = index.zone_pos[order.zone_id]
     else:
         zone = index.nearest_zone(order.latitude, order.longitude)
     lines = []
+    sku_pos = index.sku_pos
     for ln in order.lines:
         if ln.quantity <= 0:
             raise ValidationError(f"quantity must be positive, got {ln.quantity}",
                                   field="quantity")
-        sp = index.sku_pos.get(ln.sku_id, -1)
+        sp = sku_pos.get(ln.sku_id, -1)
         w = ln.weight_g or (int(index.sku_weight[sp]) if sp >= 0 else 0)
         lines.append((sp, ln.quantity, w, ln.sku_id))
     service = order.service
-    promise = model.promise_days(service, bool(index.next_day_zone[zone]))
+    promise = model.promise_days(service, hot.next_day[zone])
     day = order.order_date or dt.date.today()
     return OrderContext(order.order_ref, zone, service, promise, model.penalty(service),
                         order.placed_hour if order.placed_hour is not None else 10.0, day,
-                        lines, pickup, model.scarcity_price)
+                        lines, pickup, model.scarcity_price, day + dt.timedelta(days=promise))
 
 
 def stock_sources(ctx: OrderContext, index: NetworkIndex, cap: CapacityState) -> Sources:
     """Where each line's SKU is on hand, from the live capacity state."""
     out: Sources = []
+    hot = index.hot()
+    stock = cap.views()[0]
+    ptr, sku_loc = hot.sku_ptr, hot.sku_loc
     for sp, _q, _w, _id in ctx.lines:
         if sp < 0:
             out.append(([], [], []))
             continue
-        lo, hi = int(index.sku_ptr[sp]), int(index.sku_ptr[sp + 1])
-        out.append((index.sku_loc[lo:hi].tolist(), cap.stock[lo:hi].tolist(),
-                    list(range(lo, hi))))
+        lo, hi = ptr[sp], ptr[sp + 1]
+        out.append((sku_loc[lo:hi], stock[lo:hi].tolist(), range(lo, hi)))
     return out
 
 
-def _evaluate(index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
-              opp: OpportunityCosts | None, locs: Sequence[int], weights_g: Sequence[float],
-              stock_opp: Sequence[float] | None = None, n_car: int = 0
-              ) -> dict[str, np.ndarray]:
-    """Every (location entry, carrier) row: components of the cost; infeasible rows = inf.
+class _Pricer:
+    """Prices parcels of one order: per location, the best two carriers by the cost model.
 
-    Per location the K carriers (capacity left) ranked cheapest by the index for this
-    scenario are priced exactly.
-    """
-    n_car = n_car or K_CARRIERS
-    zone = ctx.zone
-    car_left = cap.car_left
-    loc_zone = index.lists()["loc_zone"]
-    larr = np.asarray(locs, dtype=np.int64)
-    bands = index.loc_band[larr, zone]
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    blist = bands.tolist()
-    for lp, b, w in zip(locs, blist, weights_g, strict=True):
-        parts.append(index.top_carriers(loc_zone[lp], zone, b, ctx.penalty, ctx.promise,
-                                        ctx.hour, w, car_left, n_car))
-    lens = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
-    if lens.sum() == 0:
-        return {"n": lens}
-    cids = np.concatenate([p[0] for p in parts])
-    alive = car_left[cids] > 0
-    if not alive.all():
-        # Refresh the cached ranking of locations that lost half of their carriers.
-        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-        nonempty = lens > 0
-        n_alive = np.zeros(len(parts), dtype=np.int64)
-        n_alive[nonempty] = np.add.reduceat(alive.astype(np.int64), starts[nonempty])
-        stale = np.flatnonzero(2 * n_alive < lens).tolist()
-        if stale:
-            for j in stale:
-                parts[j] = index.top_carriers(loc_zone[locs[j]], zone, blist[j], ctx.penalty,
-                                              ctx.promise, ctx.hour, weights_g[j], car_left,
-                                              n_car, refresh=True)
-            lens = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
-            if lens.sum() == 0:
-                return {"n": lens}
-            cids = np.concatenate([p[0] for p in parts])
-            alive = car_left[cids] > 0
-    block = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-    if len(locs) == 1:
-        entry = np.zeros(len(cids), dtype=np.int64)
-        wkg: float | np.ndarray = weights_g[0] / 1000.0
-        closes = index.loc_closes[locs[0]]
-    else:
-        entry = np.repeat(np.arange(len(locs)), lens)
-        wkg = (np.asarray(weights_g, dtype=np.float64) / 1000.0)[entry]
-        closes = index.loc_closes[larr][entry]
-    lrow = larr[entry]
-    fee = block[:, 0] + block[:, 1] * wkg
-    late_ship = ctx.hour >= np.minimum(block[:, 2], closes)
-    p = np.where(late_ship, block[:, 4], block[:, 3])
-    late = ctx.penalty * (1.0 - p)
-    handling = index.loc_handling[lrow]
-    if opp is not None and opp.active:
-        o = opp.carrier[cids]
-        if stock_opp is not None:
-            o = o + np.asarray(stock_opp, dtype=np.float64)[entry]
-    else:
-        o = np.zeros(len(cids))
-    if ctx.scarcity > 0.0:
-        used_c = 1.0 - car_left[cids] / np.maximum(index.car_capacity[cids], 1)
-        used_l = 1.0 - cap.loc_left[larr] / np.maximum(index.loc_capacity[larr], 1)
-        o = o + ctx.scarcity * (used_c ** 4 + (used_l ** 4)[entry])
-    total = fee + handling + late + o
-    ok = alive & (block[:, 5] >= wkg * 1000.0)
-    if not ok.all():
-        total = np.where(ok, total, _INF)
-    return {"n": lens, "cid": cids, "entry": entry, "fee": fee, "handling": handling,
-            "late": late, "opp": o, "p": p, "total": total}
+    Carriers come from the index's ranked tables (per origin zone, destination zone, band,
+    hour class and weight class, ranked by a lower bound of their cost); a scan stops at the
+    first carrier whose lower bound cannot beat what it already has or the caller's
+    threshold, so a location usually costs a handful of comparisons. Scarcity prices and
+    (non-negative) shadow prices only add to the bound, so the scan stays exact."""
+
+    __slots__ = ("index", "hot", "ctx", "zone", "tables", "refreshed", "hc",
+                 "car_left", "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
+                 "penalty")
+
+    def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
+                 opp: OpportunityCosts | None) -> None:
+        self.index = index
+        self.hot = hot = index.hot()
+        self.ctx = ctx
+        self.zone = ctx.zone
+        self.promise = ctx.promise
+        self.penalty = ctx.penalty
+        self.tables = index.tables(ctx.penalty, ctx.promise)
+        # Tables re-ranked without the carriers this capacity state has used up.
+        self.refreshed = _refreshed(cap, ctx.penalty, ctx.promise)
+        self.hc = bisect.bisect_right(hot.cut_levels, ctx.hour)
+        _s, self.loc_left, self.car_left = cap.views()
+        self.car_np = cap.car_left
+        self.price = ctx.scarcity
+        self.opp_car = opp.carrier if opp is not None and opp.active else None
+        self.opp_stock = opp.stock if opp is not None and opp.active else None
+
+    def rows(self, lp: int, wc: int) -> tuple[list[Row], bool, int]:
+        """The ranked table for parcels of weight class `wc` from location `lp`, and key."""
+        hot = self.hot
+        zone = self.zone
+        band = hot.band_rows[lp][zone]
+        hc = self.hc if self.ctx.hour < hot.loc_closes[lp] else hot.n_levels
+        zf = hot.loc_zone[lp]
+        key = (((zf * len(hot.next_day) + zone) * 4 + band) * 32 + hc) * 8 + wc
+        got = self.refreshed.get(key) if self.refreshed else None
+        if got is None:
+            got = self.tables.get(key)
+            if got is None:
+                got = self.tables[key] = self.index.carrier_table(
+                    zf, zone, band, self.penalty, self.promise, hc, wc)
+        return got[0], got[1], key
+
+    def loc_base(self, lp: int) -> float:
+        """Handling plus the location's scarcity price."""
+        u = 1.0 - self.loc_left[lp] * self.hot.loc_cap_inv[lp]
+        u *= u
+        return self.hot.loc_handling[lp] + self.price * u * u
+
+    def best(self, lp: int, weight: float, base: float, thr: float
+             ) -> tuple[float, int, float, int]:
+        """(total, carrier) of the best and second-best carrier of a parcel of `weight`
+        from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms."""
+        rows, truncated, key = self.rows(lp, weight_class(weight))
+        got = self._scan(rows, weight, base, thr)
+        if got[4] and truncated:
+            # Every ranked carrier was scanned (many have run out of capacity): re-rank the
+            # route without the exhausted ones, for this capacity state.
+            hot = self.hot
+            band = hot.band_rows[lp][self.zone]
+            hc = self.hc if self.ctx.hour < hot.loc_closes[lp] else hot.n_levels
+            table = self.index.carrier_table(hot.loc_zone[lp], self.zone, band, self.penalty,
+                                             self.promise, hc, weight_class(weight),
+                                             self.car_np)
+            self.refreshed[key] = table
+            got = self._scan(table[0], weight, base, thr)
+            if got[4] and table[1]:
+                table = self.index.carrier_table(hot.loc_zone[lp], self.zone, band,
+                                                 self.penalty, self.promise, hc,
+                                                 weight_class(weight), self.car_np,
+                                                 k=self.index.n_carriers)
+                got = self._scan(table[0], weight, base, thr)
+        return got[0], got[1], got[2], got[3]
+
+    def _scan(self, rows: list[Row], w: float, base: float, thr: float
+              ) -> tuple[float, int, float, int, bool]:
+        t1 = t2 = _INF
+        c1 = c2 = -1
+        lim = thr - base
+        left_of = self.car_left
+        inv = self.hot.car_cap_inv
+        price = self.price
+        opp = self.opp_car
+        for lb, a, b, mw, c in rows:
+            if lb >= lim:
+                return t1, c1, t2, c2, False
+            left = left_of[c]
+            if left <= 0 or w > mw:
+                continue
+            u = 1.0 - left * inv[c]
+            u *= u
+            t = a + b * w + price * u * u + base
+            if opp is not None:
+                t += float(opp[c])
+            if t < t2:
+                if t < t1:
+                    t2, c2, t1, c1 = t1, c1, t, c
+                else:
+                    t2, c2 = t, c
+                if t2 - base < lim:
+                    lim = t2 - base
+        return t1, c1, t2, c2, True
+
+    def lower_bound(self, lp: int, weight: float) -> float:
+        """A lower bound of any parcel of at least `weight` from `lp` (ignoring capacity)."""
+        rows = self.rows(lp, weight_class(weight))[0]
+        return rows[0][0] + self.loc_base(lp) if rows else _INF
+
+    def parcel(self, lp: int, car: int | None, line_idx: Sequence[int], qtys: Sequence[int],
+               extra: float) -> Parcel:
+        """The parcel with its exact cost breakdown and P(on time); `extra` = stock price."""
+        ctx = self.ctx
+        hot = self.hot
+        lines = ctx.lines
+        weight = 0.0
+        for i, q in zip(line_idx, qtys, strict=True):
+            weight += lines[i][2] * q
+        h = hot.loc_handling[lp]
+        if car is None:  # collected where it is
+            p = 1.0 if (ctx.hour < hot.loc_closes[lp] or ctx.promise >= 1) else 0.0
+            cost = CostBreakdown(0.0, h, ctx.penalty * (1.0 - p), 0.0, extra)
+        else:
+            band = hot.band_rows[lp][ctx.zone]
+            today = ctx.hour < hot.car_cutoff[car] and ctx.hour < hot.loc_closes[lp]
+            days = ctx.promise - (0 if today else 1)
+            cdf = hot.car_cdf[car][band]
+            p = cdf[min(days, len(cdf) - 1)] if days >= 0 else 0.0
+            fee = hot.car_fee[car][band] + hot.car_perkg[car] / 1000.0 * weight
+            u = 1.0 - self.car_left[car] * hot.car_cap_inv[car]
+            u *= u
+            opp = self.loc_base(lp) - h + self.price * u * u + extra
+            if self.opp_car is not None:
+                opp += float(self.opp_car[car])
+            cost = CostBreakdown(fee, h, ctx.penalty * (1.0 - p), 0.0, opp)
+        return Parcel(hot.loc_ids[lp],
+                      tuple((lines[i][3], q) for i, q in zip(line_idx, qtys, strict=True)),
+                      None if car is None else hot.car_ids[car], ctx.service, cost,
+                      ctx.promised or ctx.day + dt.timedelta(days=ctx.promise), p, weight,
+                      lp, car,
+                      tuple((lines[i][0], q) for i, q in zip(line_idx, qtys, strict=True)))
 
 
-def _row_parcel(index: NetworkIndex, ctx: OrderContext, ev: dict[str, np.ndarray], r: int,
-                loc: int, line_idx: Sequence[int], qtys: Sequence[int]) -> Parcel:
-    c = int(ev["cid"][r])
-    cost = CostBreakdown(float(ev["fee"][r]), float(ev["handling"][r]), float(ev["late"][r]),
-                         0.0, float(ev["opp"][r]))
-    return _make_parcel(index, ctx, loc, c, line_idx, qtys, cost, float(ev["p"][r]))
+def _refreshed(cap: CapacityState, penalty: float, promise: int) -> dict[int, Any]:
+    got = cap.tables.get((penalty, promise))
+    if got is None:
+        got = cap.tables[(penalty, promise)] = {}
+    return got
 
 
 def _make_parcel(index: NetworkIndex, ctx: OrderContext, loc: int, car: int | None,
                  line_idx: Sequence[int], qtys: Sequence[int], cost: CostBreakdown,
                  p: float) -> Parcel:
+    hot = index.hot()
     lines = tuple((ctx.lines[i][3], q) for i, q in zip(line_idx, qtys, strict=True))
     lpos = tuple((ctx.lines[i][0], q) for i, q in zip(line_idx, qtys, strict=True))
     weight = float(sum(ctx.lines[i][2] * q for i, q in zip(line_idx, qtys, strict=True)))
-    return Parcel(int(index.loc_ids[loc]), lines, None if car is None else
-                  int(index.car_ids[car]), ctx.service, cost,
-                  ctx.day + dt.timedelta(days=ctx.promise), p, weight, loc, car, lpos)
-
-
-def _collect_parcel(index: NetworkIndex, model: CostModel, ctx: OrderContext, loc: int,
-                    line_idx: Sequence[int], qtys: Sequence[int], opp: float) -> Parcel:
-    weight = sum(ctx.lines[i][2] * q for i, q in zip(line_idx, qtys, strict=True))
-    cost, p = parcel_cost(index, model, loc, None, ctx.zone, weight, ctx.service,
-                          ctx.promise, ctx.hour, opp)
-    return _make_parcel(index, ctx, loc, None, line_idx, qtys, cost, p)
+    return Parcel(hot.loc_ids[loc], lines, None if car is None else hot.car_ids[car],
+                  ctx.service, cost, ctx.promised or ctx.day + dt.timedelta(days=ctx.promise),
+                  p, weight, loc, car, lpos)
 
 
 def assemble(index: NetworkIndex, model: CostModel, ctx: OrderContext,
              parcels: Sequence[Parcel], alternatives: Sequence[Alternative] = ()
              ) -> FulfilmentPlan:
     """A plan from parcels: split penalty per extra parcel, on-time = all parcels on time."""
-    total = CostBreakdown()
-    p = 1.0
-    for parcel in parcels:
-        total = total + parcel.cost
-        p *= parcel.on_time_probability
-    total = total + CostBreakdown(split=model.split_penalty * max(0, len(parcels) - 1))
+    if len(parcels) == 1:
+        total = parcels[0].cost
+        p = parcels[0].on_time_probability
+    else:
+        total = CostBreakdown()
+        p = 1.0
+        for parcel in parcels:
+            total = total + parcel.cost
+            p *= parcel.on_time_probability
+        total = total + CostBreakdown(split=model.split_penalty * max(0, len(parcels) - 1))
     kept = tuple(a for a in alternatives if a.cost >= total.total - 1e-9)
     return FulfilmentPlan(ctx.ref, tuple(parcels), total, ctx.promise,
-                          ctx.day + dt.timedelta(days=ctx.promise), p, kept)
+                          ctx.promised or ctx.day + dt.timedelta(days=ctx.promise), p, kept)
 
 
 def no_plan(index: NetworkIndex, ctx: OrderContext, sources: Sources,
@@ -283,7 +354,8 @@ def no_plan(index: NetworkIndex, ctx: OrderContext, sources: Sources,
     covered = False
     for locs, av, _e in sources:
         for lp, a in zip(locs, av, strict=True):
-            if a > 0 and len(index.pair_carriers(int(index.loc_zone[lp]), ctx.zone)):
+            if a > 0 and (lp == ctx.pickup
+                          or len(index.pair_carriers(int(index.loc_zone[lp]), ctx.zone))):
                 covered = True
     if not zone_has or not covered:
         name = int(index.zone_ids[ctx.zone])
@@ -313,15 +385,17 @@ def route_order(order: OrderRequest, index: NetworkIndex, capacity: CapacityStat
 def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: CostModel,
              opp: OpportunityCosts | None, src: Sources) -> FulfilmentPlan:
     n = len(ctx.lines)
-    loc_left = cap.loc_left
-    use_opp = opp is not None and opp.active
+    pr = _Pricer(index, ctx, cap, opp)
+    loc_left = pr.loc_left
+    stock_price = pr.opp_stock
     # Locations that hold every line (dict: location -> stock-opportunity of the order there)
     first_locs, first_av, first_e = src[0]
     q0 = ctx.lines[0][1]
     common: dict[int, float] = {}
     for lp, a, e in zip(first_locs, first_av, first_e, strict=True):
         if a >= q0 and loc_left[lp] > 0:
-            common[lp] = float(opp.stock[e]) * q0 if use_opp and opp and e >= 0 else 0.0
+            common[lp] = float(stock_price[e]) * q0 if stock_price is not None and e >= 0 \
+                else 0.0
     for i in range(1, n):
         if not common:
             break
@@ -329,186 +403,178 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
         qi = ctx.lines[i][1]
         nxt: dict[int, float] = {}
         for lp, a, e in zip(locs, av, es, strict=True):
-            if lp in common and a >= qi:
-                nxt[lp] = common[lp] + (float(opp.stock[e]) * qi if use_opp and opp and e >= 0
-                                         else 0.0)
+            if a >= qi and lp in common:
+                nxt[lp] = common[lp] + (float(stock_price[e]) * qi
+                                        if stock_price is not None and e >= 0 else 0.0)
         common = nxt
     all_idx = list(range(n))
     all_q = [ln[1] for ln in ctx.lines]
-    total_w = float(sum(ln[1] * ln[2] for ln in ctx.lines))
+    total_w = 0.0
+    for ln in ctx.lines:
+        total_w += ln[1] * ln[2]
 
     best_plan: FulfilmentPlan | None = None
     alts: list[Alternative] = []
     if common:
-        cands = list(common)
-        collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
-        rest: list[int] = []
-        if len(cands) > MAX_CANDIDATES:
-            d = index.loc_handling[cands] + index.loc_dist[cands, ctx.zone] * (
-                model.split_penalty / 400.0)
-            ranked = [cands[j] for j in np.argsort(d, kind="stable")]
-            cands, rest = ranked[:MAX_CANDIDATES], ranked[MAX_CANDIDATES:]
-            if collect is not None and collect not in cands:
-                cands.append(collect)
-        ev = _evaluate(index, ctx, cap, opp, cands, [total_w] * len(cands),
-                       [common[c] for c in cands])
-        if rest and ("total" not in ev or not np.isfinite(ev["total"]).any()):
-            # None of the cheapest-looking locations can ship: price all the others.
-            cands = rest
-            ev = _evaluate(index, ctx, cap, opp, cands, [total_w] * len(cands),
-                           [common[c] for c in cands])
-        options: list[tuple[float, int, int]] = []  # (total, location, row or -1 = collect)
-        if "total" in ev:
-            tot = ev["total"]
-            k = min(len(tot), 24)
-            top = np.argpartition(tot, k - 1)[:k] if len(tot) > k else np.arange(len(tot))
-            top = top[np.argsort(tot[top], kind="stable")]
-            for r in top.tolist():
-                t = float(tot[r])
-                if t == _INF:
-                    break
-                options.append((t, cands[int(ev["entry"][r])], r))
-        collect_parcel = None
-        if collect is not None:
-            collect_parcel = _collect_parcel(index, model, ctx, collect, all_idx, all_q,
-                                             common[collect])
-            options.append((collect_parcel.cost.total, collect, -1))
-            options.sort(key=lambda o: o[0])
-        if options:
-            t, loc, r = options[0]
-            parcel = collect_parcel if r < 0 else _row_parcel(index, ctx, ev, r, loc, all_idx,
-                                                              all_q)
-            assert parcel is not None
-            seen_locs = {loc}
-            second_carrier = False
-            for t2, l2, r2 in options[1:]:
-                if len(alts) >= N_ALTERNATIVES:
-                    break
-                car = None if r2 < 0 else int(index.car_ids[int(ev["cid"][r2])])
-                if l2 in seen_locs:
-                    if l2 != loc or second_carrier:
-                        continue
-                    second_carrier = True
-                    note = "same location, next carrier"
-                else:
-                    seen_locs.add(l2)
-                    note = "next location"
-                alts.append(Alternative(((int(index.loc_ids[l2]), car),), t2, note))
-            best_plan = assemble(index, model, ctx, [parcel])
+        best_plan = _best_single(pr, ctx, model, common, all_idx, all_q, total_w, alts)
 
     # Splitting: only when nothing ships whole, or a split could beat the best single plan.
-    if n >= 2 or best_plan is None:
-        h_min = min((float(index.loc_handling[locs].min()) for locs, _a, _e in src if locs),
-                    default=0.0)
-        bound = model.split_penalty + 2 * h_min
-        if ctx.pickup is None:
-            bound += 2 * float(index.zone_min_fee[ctx.zone])
-            late_day = ctx.hour >= index.zone_max_cutoff[ctx.zone]
-            days = ctx.promise - int(late_day)
-            p_max = float(index.zone_best_cdf[ctx.zone, min(days, 4)]) if days >= 0 else 0.0
-            bound += 2 * ctx.penalty * (1.0 - p_max)
-        if best_plan is None or best_plan.cost.total > bound:
-            split = _split_plan(index, model, ctx, cap, opp, src)
-            if split is not None:
-                if best_plan is None or split.cost.total < best_plan.cost.total - 1e-9:
-                    if best_plan is not None:
-                        alts.insert(0, Alternative(
-                            tuple((p.location_id, p.carrier_id) for p in best_plan.parcels),
-                            best_plan.cost.total, "best single-location plan"))
-                    best_plan = split
-                else:
-                    alts.append(Alternative(
-                        tuple((p.location_id, p.carrier_id) for p in split.parcels),
-                        split.cost.total, "best split plan"))
+    if best_plan is None or n >= 2:
+        split = _split_plan(pr, model, ctx, cap, src,
+                            best_plan.cost.total if best_plan is not None else _INF)
+        if split is not None:
+            if best_plan is None or split.cost.total < best_plan.cost.total - 1e-9:
+                if best_plan is not None:
+                    alts.insert(0, Alternative(
+                        tuple((p.location_id, p.carrier_id) for p in best_plan.parcels),
+                        best_plan.cost.total, "best single-location plan"))
+                best_plan = split
+            else:
+                alts.append(Alternative(
+                    tuple((p.location_id, p.carrier_id) for p in split.parcels),
+                    split.cost.total, "best split plan"))
     if best_plan is None:
         return no_plan(index, ctx, src, cap)
     alts.sort(key=lambda a: a.cost)
+    floor = best_plan.cost.total - 1e-9
     return FulfilmentPlan(best_plan.order_ref, best_plan.parcels, best_plan.cost,
                           best_plan.promise_days, best_plan.promised_date,
                           best_plan.on_time_probability,
-                          tuple(a for a in alts if a.cost >= best_plan.cost.total - 1e-9)
-                          [:N_ALTERNATIVES + 1])
+                          tuple(a for a in alts if a.cost >= floor)[:N_ALTERNATIVES + 1])
 
 
-def _best_rows(ev: dict[str, np.ndarray], n_entries: int) -> list[tuple[float, int]]:
-    """Per entry, (cheapest total, its row); (inf, -1) when nothing is feasible."""
-    out: list[tuple[float, int]] = []
-    if "total" not in ev:
-        return [(_INF, -1)] * n_entries
-    tot = ev["total"]
-    start = 0
-    for ln in ev["n"].tolist():
-        if ln == 0:
-            out.append((_INF, -1))
+def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[int, float],
+                 all_idx: list[int], all_q: list[int], total_w: float,
+                 alts: list[Alternative]) -> FulfilmentPlan | None:
+    """Best single-location plan (branch and bound over locations ranked by lower bound);
+    fills `alts` with the next best locations and the chosen location's next carrier."""
+    wc = weight_class(total_w)
+    collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
+    cands: list[tuple[float, int, float]] = []  # (lower bound, location, base)
+    for lp, sopp in common.items():
+        if lp == collect:
             continue
-        r = start + int(np.argmin(tot[start:start + ln]))
-        out.append((float(tot[r]), r))
-        start += ln
-    return out
+        rows = pr.rows(lp, wc)[0]
+        if rows:
+            base = pr.loc_base(lp) + sopp
+            cands.append((rows[0][0] + base, lp, base))
+    cands.sort()
+    keep = N_ALTERNATIVES + 1
+    found: list[tuple[float, int, int, float, int]] = []  # (total, loc, car, total2, car2)
+    tops: list[float] = []  # the best `keep` totals so far, ascending
+    thr = _INF
+    if collect is not None:
+        t = pr.hot.loc_handling[collect] + common[collect]
+        found.append((t, collect, -1, _INF, -1))
+        tops.append(t)
+    for lb, lp, base in cands:
+        if lb >= thr:
+            break
+        t1, c1, t2, c2 = pr.best(lp, total_w, base, thr)
+        if c1 < 0:
+            continue
+        found.append((t1, lp, c1, t2, c2))
+        bisect.insort(tops, t1)
+        if len(tops) >= keep:
+            del tops[keep:]
+            thr = tops[-1]
+    if not found:
+        return None
+    found.sort(key=lambda f: f[0])
+    t, lp, c, t2, c2 = found[0]
+    hot = pr.hot
+    if c < 0:
+        parcel = pr.parcel(lp, None, all_idx, all_q, common[lp])
+    else:
+        parcel = pr.parcel(lp, c, all_idx, all_q, common[lp])
+    options = [(f[0], f[1], f[2], "next location") for f in found[1:]]
+    if c2 >= 0:
+        options.append((t2, lp, c2, "same location, next carrier"))
+        options.sort(key=lambda o: o[0])
+    for ta, la, ca, note in options[:N_ALTERNATIVES]:
+        alts.append(Alternative(((hot.loc_ids[la], None if ca < 0 else hot.car_ids[ca]),),
+                                ta, note))
+    return assemble(pr.index, model, ctx, [parcel])
 
 
-def _split_plan(index: NetworkIndex, model: CostModel, ctx: OrderContext, cap: CapacityState,
-                opp: OpportunityCosts | None, src: Sources) -> FulfilmentPlan | None:
-    """Cheapest partition of the lines over locations (exact over subsets of <= 5 lines);
-    lines no single location can fill are split by quantity, cheapest location first."""
+def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityState,
+                src: Sources, single: float) -> FulfilmentPlan | None:
+    """Cheapest partition of the lines over locations (exact over subsets of <= 6 lines,
+    over the cheapest-looking few locations per line), searched only when no single location
+    can ship or when a lower bound of any split is below the best single plan (`single`);
+    lines no single location can fill are split by quantity."""
     n = len(ctx.lines)
-    use_opp = opp is not None and opp.active
+    lines = ctx.lines
+    loc_left = pr.loc_left
+    stock_price = pr.opp_stock
     masks: dict[int, int] = {}
-    unit_opp: dict[tuple[int, int], float] = {}
-    for i, (locs, av, es) in enumerate(src):
-        qi = ctx.lines[i][1]
-        for lp, a, e in zip(locs, av, es, strict=True):
-            if a >= qi and cap.loc_left[lp] > 0:
+    for i, (locs, av, _es) in enumerate(src):
+        qi = lines[i][1]
+        for lp, a in zip(locs, av, strict=True):
+            if a >= qi and loc_left[lp] > 0:
                 masks[lp] = masks.get(lp, 0) | (1 << i)
-                unit_opp[(lp, i)] = (float(opp.stock[e]) * qi if use_opp and opp and e >= 0
-                                     else 0.0)
+    full = (1 << n) - 1
     coverable = 0
     for m in masks.values():
         coverable |= m
-    full = (1 << n) - 1
     if coverable != full or n > 6:
-        return _quantity_split(index, model, ctx, cap, opp, src)
-    if len(masks) > SPLIT_LOCATIONS:
-        # Keep, per line and for multi-line sets, the few cheapest-looking locations that
-        # some carrier serves.
-        loc_zone = index.lists()["loc_zone"]
-        ml = [lp for lp in masks if lp == ctx.pickup
-              or len(index.pair_carriers(loc_zone[lp], ctx.zone))]
-        key = (index.loc_handling[ml] + index.loc_dist[ml, ctx.zone] * (
-            model.split_penalty / 400.0)).tolist()
-        ranked = sorted(range(len(ml)), key=lambda j: (key[j], ml[j]))
-        keep: set[int] = set()
-        for bit in [1 << i for i in range(n)] + [-1]:
-            got = 0
-            for j in ranked:
-                m = masks[ml[j]]
-                if (bit > 0 and m & bit) or (bit < 0 and m & (m - 1)):
-                    keep.add(ml[j])
-                    got += 1
-                    if got == 3:
-                        break
-        if ctx.pickup is not None and ctx.pickup in masks:
-            keep.add(ctx.pickup)
-        masks = {lp: masks[lp] for lp in ml if lp in keep}
-    entries: list[tuple[int, int]] = []
-    for lp, m in masks.items():
+        if single < _INF:
+            return None  # a single location ships it; splitting by quantity will not beat it
+        return _quantity_split(pr, model, ctx, cap, src)
+    # Lower bound per location: a parcel of its lightest line, ignoring capacity.
+    min_w = min(ln[2] * ln[1] for ln in lines)
+    hot = pr.hot
+    lbs: dict[int, float] = {}
+    for lp in masks:
+        lbs[lp] = (hot.loc_handling[lp] if lp == ctx.pickup
+                   else pr.lower_bound(lp, min_w))
+    ranked = sorted((v, lp) for lp, v in lbs.items() if v < _INF)
+    if len(ranked) == 0:
+        return _quantity_split(pr, model, ctx, cap, src) if single == _INF else None
+    low2 = ranked[0][0] + (ranked[1][0] if len(ranked) > 1 else ranked[0][0])
+    if model.split_penalty + low2 >= single:
+        return None
+    # Keep, per line and for multi-line sets, the three cheapest-looking locations.
+    keep: list[int] = []
+    for bit in [1 << i for i in range(n)] + [-1]:
+        got = 0
+        for _v, lp in ranked:
+            m = masks[lp]
+            if (bit > 0 and m & bit) or (bit < 0 and m & (m - 1)):
+                if lp not in keep:
+                    keep.append(lp)
+                got += 1
+                if got == 3:
+                    break
+    if ctx.pickup is not None and ctx.pickup in masks and ctx.pickup not in keep:
+        keep.append(ctx.pickup)
+    # A part can only help if it plus the penalty and the cheapest other part beats `single`.
+    thr = single - model.split_penalty - ranked[0][0] if single < _INF else _INF
+    best_sub: dict[int, tuple[float, int, int]] = {}  # subset -> (cost, location, carrier)
+    wsub = [0.0] * (full + 1)
+    for s in range(1, full + 1):
+        low = s & -s
+        wsub[s] = wsub[s ^ low] + lines[low.bit_length() - 1][1] * lines[low.bit_length() - 1][2]
+    for lp in keep:
+        m = masks[lp]
+        if lp == ctx.pickup:
+            h = hot.loc_handling[lp]
+            s = m
+            while s:
+                if h < best_sub.get(s, (_INF, 0, 0))[0]:
+                    best_sub[s] = (h, lp, -1)
+                s = (s - 1) & m
+            continue
+        base = pr.loc_base(lp)
         s = m
         while s:
-            entries.append((lp, s))
+            extra = _stock_price(stock_price, src, lines, lp, s) if stock_price is not None \
+                else 0.0
+            t, c, _t2, _c2 = pr.best(lp, wsub[s], base + extra,
+                                     min(thr, best_sub.get(s, (_INF,))[0]))
+            if c >= 0:
+                best_sub[s] = (t, lp, c)
             s = (s - 1) & m
-    weights = [float(sum(ctx.lines[i][1] * ctx.lines[i][2] for i in range(n) if s >> i & 1))
-               for _lp, s in entries]
-    sopp = [sum(unit_opp[(lp, i)] for i in range(n) if s >> i & 1) for lp, s in entries]
-    ev = _evaluate(index, ctx, cap, opp, [e[0] for e in entries], weights, sopp)
-    best = _best_rows(ev, len(entries))
-    best_sub: dict[int, tuple[float, int]] = {}  # subset -> (cost, entry)
-    for j, (lp, s) in enumerate(entries):
-        cost = best[j][0]
-        if ctx.pickup is not None and lp == ctx.pickup:
-            cost = float(index.loc_handling[lp]) + sopp[j]
-            best[j] = (cost, -2)
-        if cost < best_sub.get(s, (_INF, -1))[0]:
-            best_sub[s] = (cost, j)
     # DP over subsets: f[mask] = cheapest cover of `mask` (+ penalty for each extra parcel)
     f: list[float] = [_INF] * (full + 1)
     choice: list[int] = [0] * (full + 1)
@@ -517,61 +583,68 @@ def _split_plan(index: NetworkIndex, model: CostModel, ctx: OrderContext, cap: C
         low = mask & -mask
         s = mask
         while s:
-            if s & low and s in best_sub:
-                v = best_sub[s][0] + model.split_penalty + f[mask ^ s]
-                if v < f[mask]:
-                    f[mask], choice[mask] = v, s
+            if s & low:
+                hit = best_sub.get(s)
+                if hit is not None:
+                    v = hit[0] + model.split_penalty + f[mask ^ s]
+                    if v < f[mask]:
+                        f[mask], choice[mask] = v, s
             s = (s - 1) & mask
-    if f[full] == _INF:
-        return no_carrier_fallback(index, model, ctx, cap, opp, src)
+    if f[full] == _INF or f[full] >= single - 1e-9:
+        if single == _INF:
+            return _quantity_split(pr, model, ctx, cap, src)
+        return None
     parcels: list[Parcel] = []
     mask = full
     used_car: dict[int, int] = {}
     used_loc: dict[int, int] = {}
     while mask:
         s = choice[mask]
-        j = best_sub[s][1]
-        lp = entries[j][0]
+        _t, lp, c = best_sub[s]
         idx = [i for i in range(n) if s >> i & 1]
-        qs = [ctx.lines[i][1] for i in idx]
-        r = best[j][1]
-        if r == -2:
-            parcels.append(_collect_parcel(index, model, ctx, lp, idx, qs, sopp[j]))
-        else:
-            parcels.append(_row_parcel(index, ctx, ev, r, lp, idx, qs))
-        c = parcels[-1].carrier_pos
-        if c is not None:
+        extra = _stock_price(stock_price, src, lines, lp, s) if stock_price is not None else 0.0
+        parcels.append(pr.parcel(lp, None if c < 0 else c, idx, [lines[i][1] for i in idx],
+                                 extra))
+        if c >= 0:
             used_car[c] = used_car.get(c, 0) + 1
         used_loc[lp] = used_loc.get(lp, 0) + 1
         mask ^= s
-    if any(cap.car_left[c] < k for c, k in used_car.items()) or any(
-            cap.loc_left[lp] < k for lp, k in used_loc.items()):
-        return _quantity_split(index, model, ctx, cap, opp, src)
-    return assemble(index, model, ctx, parcels)
+    if any(pr.car_left[c] < k for c, k in used_car.items()) or any(
+            loc_left[lp] < k for lp, k in used_loc.items()):
+        return _quantity_split(pr, model, ctx, cap, src) if single == _INF else None
+    return assemble(pr.index, model, ctx, parcels)
 
 
-def no_carrier_fallback(index: NetworkIndex, model: CostModel, ctx: OrderContext,
-                        cap: CapacityState, opp: OpportunityCosts | None, src: Sources
-                        ) -> FulfilmentPlan | None:
-    return _quantity_split(index, model, ctx, cap, opp, src)
+def _stock_price(prices: Any, src: Sources, lines: list[tuple[int, int, int, int]], lp: int,
+                 s: int) -> float:
+    """Shadow price of the stock a parcel of the lines in subset `s` takes at `lp`."""
+    total = 0.0
+    for i, (locs, _av, es) in enumerate(src):
+        if s >> i & 1:
+            for lq, e in zip(locs, es, strict=True):
+                if lq == lp and e >= 0:
+                    total += float(prices[e]) * lines[i][1]
+                    break
+    return total
 
 
-def _quantity_split(index: NetworkIndex, model: CostModel, ctx: OrderContext,
-                    cap: CapacityState, opp: OpportunityCosts | None, src: Sources
-                    ) -> FulfilmentPlan | None:
+def _quantity_split(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityState,
+                    src: Sources) -> FulfilmentPlan | None:
     """Greedy: fill each line from the locations with the cheapest parcel, in that order,
     then give each location's parcel its cheapest carrier with capacity left."""
     n = len(ctx.lines)
+    loc_left = pr.loc_left
     locs_all = sorted({lp for locs, av, _e in src for lp, a in zip(locs, av, strict=True)
-                       if a > 0 and cap.loc_left[lp] > 0})
+                       if a > 0 and loc_left[lp] > 0})
     if not locs_all:
         return None
-    unit_w = max(1.0, float(np.mean([ln[2] for ln in ctx.lines])))
-    ev = _evaluate(index, ctx, cap, opp, locs_all, [unit_w] * len(locs_all))
-    best = _best_rows(ev, len(locs_all))
-    rank = {lp: best[j][0] for j, lp in enumerate(locs_all)}
-    if ctx.pickup is not None and ctx.pickup in rank:
-        rank[ctx.pickup] = float(index.loc_handling[ctx.pickup])
+    unit_w = max(1.0, sum(ln[2] for ln in ctx.lines) / n)
+    rank: dict[int, float] = {}
+    for lp in locs_all:
+        if ctx.pickup is not None and lp == ctx.pickup:
+            rank[lp] = pr.hot.loc_handling[lp]
+        else:
+            rank[lp] = pr.best(lp, unit_w, pr.loc_base(lp), _INF)[0]
     take: dict[int, dict[int, int]] = {}
     for i in range(n):
         need = ctx.lines[i][1]
@@ -587,32 +660,30 @@ def _quantity_split(index: NetworkIndex, model: CostModel, ctx: OrderContext,
         if need > 0:
             return None
     parcels: list[Parcel] = []
-    car_left = cap.car_left
+    car_left = pr.car_left
     taken: list[int] = []
     try:
         for lp, part in take.items():
             idx = list(part)
             qs = [part[i] for i in idx]
             if ctx.pickup is not None and lp == ctx.pickup:
-                parcels.append(_collect_parcel(index, model, ctx, lp, idx, qs, 0.0))
+                parcels.append(pr.parcel(lp, None, idx, qs, 0.0))
                 continue
             w = float(sum(ctx.lines[i][2] * q for i, q in zip(idx, qs, strict=True)))
-            ev1 = _evaluate(index, ctx, cap, opp, [lp], [w])
-            (t, r), = _best_rows(ev1, 1)
-            if t == _INF:
+            _t, c, _t2, _c2 = pr.best(lp, w, pr.loc_base(lp), _INF)
+            if c < 0:
                 return None
-            parcels.append(_row_parcel(index, ctx, ev1, r, lp, idx, qs))
-            c = int(ev1["cid"][r])
+            parcels.append(pr.parcel(lp, c, idx, qs, 0.0))
             car_left[c] -= 1  # hold the parcel's slot while the others choose
             taken.append(c)
     finally:
         for c in taken:
             car_left[c] += 1
-    if any(cap.loc_left[p.location_pos] < sum(1 for q in parcels
-                                              if q.location_pos == p.location_pos)
+    if any(loc_left[p.location_pos] < sum(1 for q in parcels
+                                          if q.location_pos == p.location_pos)
            for p in parcels):
         return None
-    return assemble(index, model, ctx, parcels)
+    return assemble(pr.index, model, ctx, parcels)
 
 
 def apply_plan(plan: FulfilmentPlan, index: NetworkIndex, capacity: CapacityState) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.pool import NullPool
 
 DEFAULT_URL = "sqlite:///./silkroute.db"
 ENV_URL = "SILKROUTE_DATABASE_URL"
+READ_ONLY = "silkroute_read_only"  # execution option: this transaction only reads
 
 
 def database_url(url: str | None = None) -> str:
@@ -52,8 +53,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            # Take the write lock up front: no lock upgrade deadlocks between writers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: no lock upgrade deadlocks between them.
+            # A reader begins deferred and reads a WAL snapshot without queueing behind them.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_size", 10)

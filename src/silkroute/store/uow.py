@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
+from silkroute.store.engine import READ_ONLY
 from silkroute.store.repositories import Repositories
 
 
@@ -15,10 +16,16 @@ class UnitOfWork:
 
     Checks registered with `before_commit` run inside the transaction just before it
     commits; any exception they raise rolls everything back.
+
+    `read_only=True` is for units that only read: on SQLite they begin deferred (a WAL
+    snapshot, not queued behind writers) instead of taking the write lock up front; on
+    PostgreSQL they are READ ONLY transactions. Writing in one is a bug (PostgreSQL refuses
+    it; on SQLite it may fail with "database is locked").
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, read_only: bool = False):
         self.engine = engine
+        self.read_only = read_only
         self._conn: Connection | None = None
         self._checks: list[Callable[[Connection], None]] = []
         self.repos: Repositories
@@ -31,6 +38,12 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self.engine.connect()
+        if self.read_only:
+            # SQLite: BEGIN (deferred); PostgreSQL: BEGIN READ ONLY, which refuses writes.
+            opts = {READ_ONLY: True}
+            if self.engine.dialect.name == "postgresql":
+                opts["postgresql_readonly"] = True
+            self._conn.execution_options(**opts)
         self._conn.begin()
         self.repos = Repositories(self._conn)
         self._checks = []

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from silkroute.api.auth import Buyer, Uows, buyer_id_of
+from silkroute.api.auth import Buyer, ReadUows, Uows, buyer_id_of
 from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND, ErrorBody
 from silkroute.api.routers.common import (
     Limit,
@@ -63,7 +63,7 @@ def register(body: BuyerRegistration, uows: Uows) -> Registered:
 @router.get("/api/v1/catalog/skus", response_model=PageOut[SkuItem], tags=["catalogue"],
             summary="Browse and search SKUs on sale (no token needed)")
 def browse(
-    uows: Uows,
+    uows: ReadUows,
     q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL,
                                    description="Words in the title, SKU code or category.")]
     = None,
@@ -84,14 +84,14 @@ def browse(
 
 @router.get("/api/v1/catalog/skus/{sku}", response_model=SkuItem, tags=["catalogue"],
             responses=NOT_FOUND, summary="One SKU on sale")
-def sku_detail(uows: Uows, sku: Annotated[SkuCode, Path()]) -> dict[str, object]:
+def sku_detail(uows: ReadUows, sku: Annotated[SkuCode, Path()]) -> dict[str, object]:
     return get_sku(uows(), sku)
 
 
 # ---------------------------------------------------------------------------- addresses
 @router.get("/api/v1/buyer/addresses", response_model=list[AddressOut],
             summary="My delivery addresses")
-def my_addresses(principal: Buyer, uows: Uows) -> list[dict[str, object]]:
+def my_addresses(principal: Buyer, uows: ReadUows) -> list[dict[str, object]]:
     return listings.addresses(uows(), buyer_id_of(principal))
 
 
@@ -135,7 +135,7 @@ def new_checkout(principal: Buyer, uows: Uows, body: CheckoutIn, request: Reques
 
 @router.get("/api/v1/buyer/orders", response_model=PageOut[OrderSummary],
             summary="My orders, newest first")
-def my_orders(principal: Buyer, uows: Uows, state: StateFilter = None, limit: Limit = 20,
+def my_orders(principal: Buyer, uows: ReadUows, state: StateFilter = None, limit: Limit = 20,
               offset: Offset = 0) -> dict[str, object]:
     return page_out(listings.list_orders(uows(), buyer_id=buyer_id_of(principal), state=state,
                                          limit=limit, offset=offset))
@@ -143,7 +143,7 @@ def my_orders(principal: Buyer, uows: Uows, state: StateFilter = None, limit: Li
 
 @router.get("/api/v1/buyer/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND,
             summary="One of my orders with its lines and history")
-def my_order(principal: Buyer, uows: Uows, order_id: OrderIdPath) -> OrderOut:
+def my_order(principal: Buyer, uows: ReadUows, order_id: OrderIdPath) -> OrderOut:
     return order_out(listings.order_of_buyer(uows(), buyer_id_of(principal), order_id))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Request
 
-from silkroute.api.auth import Buyer, Uows, buyer_id_of
+from silkroute.api.auth import Buyer, ReadUows, Uows, buyer_id_of
 from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND, ErrorBody
 from silkroute.api.schemas import (
     MAX_INT,
@@ -35,7 +35,7 @@ IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, ma
 
 @router.get("/payment-methods", response_model=list[PaymentMethodOut],
             summary="My saved payment methods")
-def my_payment_methods(principal: Buyer, uows: Uows) -> list[dict[str, object]]:
+def my_payment_methods(principal: Buyer, uows: ReadUows) -> list[dict[str, object]]:
     return purchases.payment_methods(uows(), buyer_id_of(principal))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from silkroute.api.auth import Seller, Uows, seller_id_of
+from silkroute.api.auth import ReadUows, Seller, Uows, seller_id_of
 from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND, ImportErrorBody
 from silkroute.api.routers.common import (
     Limit,
@@ -56,14 +56,14 @@ def open_shop(body: ShopOpening, uows: Uows) -> Registered:
 
 
 @router.get("/api/v1/seller/shop", response_model=ShopOut, summary="My shop")
-def my_shop(principal: Seller, uows: Uows) -> dict[str, object]:
+def my_shop(principal: Seller, uows: ReadUows) -> dict[str, object]:
     return listings.shop(uows(), seller_id_of(principal))
 
 
 # ---------------------------------------------------------------------------- locations
 @router.get("/api/v1/seller/locations", response_model=list[LocationOut],
             summary="My warehouses, stores and pickup points")
-def my_locations(principal: Seller, uows: Uows) -> list[dict[str, object]]:
+def my_locations(principal: Seller, uows: ReadUows) -> list[dict[str, object]]:
     return listings.locations(uows(), seller_id_of(principal))
 
 
@@ -80,7 +80,7 @@ def new_location(principal: Seller, uows: Uows, body: LocationIn) -> Created:
 # ----------------------------------------------------------------------------- products
 @router.get("/api/v1/seller/products", response_model=PageOut[ProductOut],
             summary="My products with their SKUs")
-def my_products(principal: Seller, uows: Uows, limit: Limit = 20, offset: Offset = 0
+def my_products(principal: Seller, uows: ReadUows, limit: Limit = 20, offset: Offset = 0
                 ) -> dict[str, object]:
     return page_out(listings.products(uows(), seller_id_of(principal), limit=limit,
                                       offset=offset))
@@ -121,7 +121,7 @@ async def import_csv(principal: Seller, uows: Uows, request: Request) -> ImportO
 # -------------------------------------------------------------------------------- stock
 @router.get("/api/v1/seller/stock", response_model=list[StockOut],
             summary="Stock of my SKUs at my locations")
-def my_stock(principal: Seller, uows: Uows,
+def my_stock(principal: Seller, uows: ReadUows,
              location_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None
              ) -> list[dict[str, object]]:
     return listings.stock(uows(), seller_id_of(principal), location_id)
@@ -140,7 +140,7 @@ def put_stock(principal: Seller, uows: Uows, location_id: LocationIdPath,
 # ------------------------------------------------------------------------------- orders
 @router.get("/api/v1/seller/orders", response_model=PageOut[OrderSummary],
             summary="Orders of my shop, newest first (filter state=reserved/paid to ship)")
-def shop_orders(principal: Seller, uows: Uows, state: StateFilter = None, limit: Limit = 20,
+def shop_orders(principal: Seller, uows: ReadUows, state: StateFilter = None, limit: Limit = 20,
                 offset: Offset = 0) -> dict[str, object]:
     return page_out(listings.list_orders(uows(), seller_id=seller_id_of(principal),
                                          state=state, limit=limit, offset=offset))
@@ -148,5 +148,5 @@ def shop_orders(principal: Seller, uows: Uows, state: StateFilter = None, limit:
 
 @router.get("/api/v1/seller/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND,
             summary="One order of my shop")
-def shop_order(principal: Seller, uows: Uows, order_id: OrderIdPath) -> OrderOut:
+def shop_order(principal: Seller, uows: ReadUows, order_id: OrderIdPath) -> OrderOut:
     return order_out(listings.order_of_seller(uows(), seller_id_of(principal), order_id))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from silkroute.api import errors
+from silkroute import console
+from silkroute.api import background, errors
 from silkroute.api.metrics import ApiMetrics
-from silkroute.api.routers import accounts, buyers, operators, payments, sellers
+from silkroute.api.routers import accounts, buyers, delivery, operators, payments, sellers
 
 API_VERSION = "1"
 DESCRIPTION = """The silkroute marketplace API. Every error is JSON
@@ -20,6 +23,8 @@ Authenticate with `Authorization: Bearer <token>`; tokens come from `POST /api/v
 
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+DOCS_URL = "/api/v1/docs"
+DOCS_ASSETS = "/api/v1/docs/assets"  # Swagger UI from the swagger-ui-bundle-v2 package
 
 
 class BodyLimit:
@@ -43,17 +48,25 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """An app serving the marketplace on this database engine."""
+def create_app(engine: Engine, *, jobs_interval: float = 0) -> FastAPI:
+    """An app serving the marketplace on this database engine; with `jobs_interval` > 0 it
+    runs the periodic jobs every that many seconds while it serves (`serve` does)."""
     app = FastAPI(title="silkroute", version=API_VERSION, description=DESCRIPTION,
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
+                  lifespan=background.lifespan)
     app.state.engine = engine
     app.state.metrics = ApiMetrics()
+    app.state.jobs_interval = jobs_interval
     errors.install(app)
     app.add_middleware(BodyLimit)
     for router in (buyers.router, payments.router, sellers.router, operators.router,
-                   accounts.router):
+                   accounts.router, delivery.router):
         app.include_router(router)
+    delivery.install(app)
+
+    _mount_docs(app)
+
+    console.install(app)  # storefront, seller centre and control tower pages
 
     @app.get("/api/v1/health", tags=["service"], summary="Liveness: answers when serving")
     def health() -> dict[str, str]:
@@ -67,8 +80,26 @@ def create_app(engine: Engine) -> FastAPI:
     return app
 
 
+def _mount_docs(app: FastAPI) -> None:
+    """Interactive docs whose Swagger UI is served from the installed package, not a CDN."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+            # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None})
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory: the database from $SILKROUTE_DATABASE_URL (set by `silkroute serve`)."""
     from silkroute.store.engine import make_engine
 
-    return create_app(make_engine())
+    return create_app(make_engine(), jobs_interval=background.interval_from_env())

@@ -13,15 +13,21 @@ import numpy as np
 
 from silkroute.routing.baselines import ROUTERS, route_with
 from silkroute.routing.capacity import CapacityState
-from silkroute.routing.cost import CostModel
+from silkroute.routing.cost import CostBreakdown, CostModel
+from silkroute.routing.hindsight import solve_hindsight
 from silkroute.routing.index import NetworkIndex, build_index, rss_mb
 from silkroute.routing.policy import OrderRequest
-from silkroute.routing.router import apply_plan
+from silkroute.routing.pricing import PricedRouter, gap_captured, plan_prices, unfulfilled_penalty
+from silkroute.routing.router import CAPACITY_EXHAUSTED, FulfilmentPlan, apply_plan
 from silkroute.sim.demand import DemandSpec, generate_day
 from silkroute.sim.network import NetworkSpec, generate_network
 
 MAX_PARCELS = 16  # per order, for the common random numbers that decide punctuality
 Progress = Callable[[str, int, int], None]
+# A policy given as a function of (order number, order, live capacity) -> plan.
+RouteFn = Callable[[int, OrderRequest, CapacityState], FulfilmentPlan]
+PRICED = "silkroute-priced"  # the silkroute router with the forecast plan's shadow prices
+FORECAST_SEED_OFFSET = 1_000  # the forecast day is generated with seed + this
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +38,15 @@ class RouteBenchSpec:
     orders: int = 100_000
     seed: int = 1
     policies: tuple[str, ...] = tuple(ROUTERS)
+    priced: bool = True  # add "silkroute-priced" (prices from an expected day's LP)
+    hindsight: bool = True  # add "hindsight" and "gap_captured"
 
 
 def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
            start: CapacityState, model: CostModel, luck: np.ndarray,
-           progress: Progress | None = None) -> dict[str, float]:
+           progress: Progress | None = None, route: RouteFn | None = None,
+           plans_out: list[FulfilmentPlan | None] | None = None,
+           penalty: float | None = None) -> dict[str, Any]:
     """Route every order in arrival order with one policy; figures judged by `model`.
 
     A parcel arrives on time when its common random number is below its on-time
@@ -52,10 +62,13 @@ def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
     try:
         for i, order in enumerate(orders):
             t0 = clock()
-            plan = route_with(name, order, index, cap, model)
+            plan = (route_with(name, order, index, cap, model) if route is None
+                     else route(i, order, cap))
             if plan.ok:
                 apply_plan(plan, index, cap)
             lat[i] = clock() - t0
+            if plans_out is not None:
+                plans_out.append(plan if plan.ok else None)
             if not plan.ok:
                 continue
             fulfilled += 1
@@ -76,6 +89,7 @@ def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
     total_parcels = sum(carriers.values())
     top10 = sum(c for _, c in carriers.most_common(10))
     us = lat * 1e6
+    pen = unfulfilled_penalty(model) if penalty is None else penalty
     return {
         "cost_per_order": round(cost / max(1, fulfilled), 2),
         "on_time_rate": round(on_time / max(1, fulfilled), 4),
@@ -85,6 +99,8 @@ def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
         "p99_us": round(float(np.percentile(us, 99)), 1) if len(us) else 0.0,
         "decisions_per_s": round(len(orders) / float(lat.sum()), 1) if lat.sum() else 0.0,
         "top10_carrier_share": round(top10 / total_parcels, 4) if total_parcels else 0.0,
+        "cost_per_order_with_unfulfilled": round(
+            (cost + pen * (len(orders) - fulfilled)) / n, 2),
     }
 
 
@@ -98,12 +114,49 @@ def run_route_bench(spec: RouteBenchSpec, progress: Progress | None = None) -> d
     model = CostModel.for_currency(index.currency)
     luck = np.random.default_rng([spec.seed, 99]).random((len(orders), MAX_PARCELS))
     start = CapacityState.fresh(index)
-    policies = {name: replay(name, orders, index, start, model, luck, progress)
-                for name in spec.policies}
+    pool: list[list[FulfilmentPlan | None]] = []
+    policies: dict[str, dict[str, Any]] = {}
+    for name in spec.policies:
+        pool.append([])
+        policies[name] = replay(name, orders, index, start, model, luck, progress,
+                                plans_out=pool[-1])
+    extra: dict[str, Any] = {}
+    if spec.priced:
+        # Prices from the LP over an expected day: the same generator, another seed.
+        forecast = generate_day(net, DemandSpec(orders=spec.orders,
+                                                seed=spec.seed + FORECAST_SEED_OFFSET))
+        prices, info = plan_prices(forecast, index, start, model)
+        priced = PricedRouter(index, prices, model)
+        pool.append([])
+        policies[PRICED] = replay(PRICED, orders, index, start, model, luck, progress,
+                                  route=lambda _i, o, c: priced.route(o, c),
+                                  plans_out=pool[-1])
+        extra["pricing"] = info
+    if spec.hindsight:
+        hs = solve_hindsight(orders, index, start, model, pool=pool)
+        row = replay("hindsight", orders, index, start, model, luck, progress,
+                     route=lambda i, o, c: hs.plans[i] or _unplanned(o))
+        # not an online policy: no per-decision latency; throughput = orders / planning time
+        row["p50_us"] = row["p99_us"] = None
+        row["decisions_per_s"] = round(len(orders) / max(hs.info["seconds"], 1e-9), 1)
+        policies["hindsight"] = row
+        extra["hindsight"] = hs.info
+        if "silkroute" in policies and PRICED in policies:
+            key = "cost_per_order_with_unfulfilled"
+            g = gap_captured(policies["silkroute"][key], policies[PRICED][key], row[key])
+            extra["gap_captured"] = None if g is None else round(g, 4)
     return {
         "orders": len(orders),
         "carriers": index.n_carriers,
         "locations": index.n_locations,
         "index": {"build_seconds": round(index.build_seconds, 3), "rss_mb": round(rss, 1)},
         "policies": policies,
+        "unfulfilled_penalty": unfulfilled_penalty(model),
+        **extra,
     }
+
+
+def _unplanned(order: OrderRequest) -> FulfilmentPlan:
+    """What the hindsight plan leaves out: an empty plan (counted as unfulfilled)."""
+    return FulfilmentPlan(order.order_ref, (), CostBreakdown(), 0, None, 0.0,
+                          reason=CAPACITY_EXHAUSTED, message="left out of the hindsight plan")

@@ -23,17 +23,31 @@ from silkroute.domain.network import LocationKind
 
 TIERS: tuple[CarrierTier, ...] = tuple(CarrierTier)
 KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
-# Weight classes of a parcel (lower bounds, grams): carrier tables are ranked per class.
-WEIGHT_CLASSES: tuple[float, ...] = (0.0, 1_000.0, 2_500.0, 6_000.0, 15_000.0)
-TABLE_K = 32  # carriers kept per ranked table (refreshed when they run out of capacity)
-# A ranked carrier row: (lower bound at the class's lightest weight, fee + penalty x P(late),
-# fee per gram, max weight g, carrier position).
-Row = tuple[float, float, float, float, int]
+# Hour buckets (start hours): a carrier table is ranked for the start of its bucket, which
+# is a lower bound for any later hour of the bucket (cut-offs only pass as the day goes on).
+HOUR_BUCKETS: tuple[float, ...] = (0.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0)
+CLOSED = len(HOUR_BUCKETS)  # the bucket of a location that has closed: all ship tomorrow
+# Reference parcel weights (g). A carrier's cost is linear in the weight, so the cheapest
+# carrier at a weight between two references costs at least the interpolation of the
+# cheapest at those references.
+W_REFS: tuple[float, ...] = (0.0, 1_000.0, 2_500.0, 6_000.0, 15_000.0, 30_000.0)
+TABLE_K = 6  # carriers kept per reference weight
+# A table: the carriers that are among the TABLE_K cheapest at some reference weight; per
+# reference weight the cost of the cheapest carrier of the route, and of the cheapest one
+# left out of the table (inf when none was). Costs are fee + penalty x P(late) at the start
+# of the table's hour bucket, without handling or scarcity.
+Table = tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]
 
 
-def weight_class(weight_g: float) -> int:
-    return (0 if weight_g < 1_000 else 1 if weight_g < 2_500 else 2 if weight_g < 6_000
-            else 3 if weight_g < 15_000 else 4)
+def interpolate(values: tuple[float, ...], weight_g: float) -> float:
+    """The lower bound at `weight_g` from bounds at the reference weights."""
+    if weight_g >= W_REFS[-1]:
+        return values[-1]
+    i = 0 if weight_g < 1_000.0 else 1 if weight_g < 2_500.0 else 2 if weight_g < 6_000.0 \
+        else 3 if weight_g < 15_000.0 else 4
+    lo, hi = W_REFS[i], W_REFS[i + 1]
+    lam = (weight_g - lo) / (hi - lo)
+    return values[i] * (1.0 - lam) + values[i + 1] * lam
 
 
 class Hot:
@@ -42,8 +56,8 @@ class Hot:
 
     __slots__ = ("loc_zone", "loc_handling", "loc_closes", "loc_cap_inv", "loc_ids",
                  "car_ids", "car_cap_inv", "band_rows", "sku_loc", "sku_ptr", "sku_entry",
-                 "next_day", "cut_levels", "n_levels", "car_fee", "car_perkg", "car_cdf",
-                 "car_cutoff", "zone_ptr")
+                 "next_day", "car_fee", "car_perkg", "car_cdf",
+                 "car_cutoff", "zone_ptr", "car_b", "car_maxw")
 
     def __init__(self, ix: NetworkIndex) -> None:
         self.loc_zone: list[int] = ix.loc_zone.tolist()
@@ -61,12 +75,12 @@ class Hot:
             {lp: lo + j for j, lp in enumerate(self.sku_loc[lo:hi])}
             for lo, hi in zip(self.sku_ptr[:-1], self.sku_ptr[1:], strict=True)]
         self.next_day: list[bool] = ix.next_day_zone.tolist()
-        self.cut_levels: list[float] = sorted(set(ix.car_cutoff.tolist()))
-        self.n_levels = len(self.cut_levels)
         self.car_fee: list[list[float]] = ix.car_fee.tolist()
         self.car_perkg: list[float] = ix.car_perkg.tolist()
         self.car_cdf: list[list[list[float]]] = ix.car_cdf.tolist()
         self.car_cutoff: list[float] = ix.car_cutoff.tolist()
+        self.car_b: list[float] = (ix.car_perkg / 1000.0).tolist()  # fee per gram
+        self.car_maxw: list[float] = ix.car_maxw.tolist()
         self.zone_ptr: list[int] = ix.zone_ptr.tolist()
 
 
@@ -148,9 +162,10 @@ class NetworkIndex:
         default_factory=dict, repr=False)
     _cut: list[float] = field(default_factory=list, repr=False)
     _hot: list[Hot] = field(default_factory=list, repr=False)
-    _cut_idx: list[np.ndarray] = field(default_factory=list, repr=False)
-    # (penalty, promise) -> table key -> (ranked rows, truncated?)
-    _tables: dict[tuple[float, int], dict[int, tuple[list[Row], bool]]] = field(
+    # (penalty, promise) -> table key -> carrier table
+    _tables: dict[tuple[float, int], dict[int, Table]] = field(default_factory=dict,
+                                                              repr=False)
+    _scen: dict[tuple[float, int], tuple[list[list[float]], list[list[float]]]] = field(
         default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------
@@ -228,7 +243,7 @@ class NetworkIndex:
             got.append(Hot(self))
         return got[0]
 
-    def tables(self, penalty: float, promise: int) -> dict[int, tuple[list[Row], bool]]:
+    def tables(self, penalty: float, promise: int) -> dict[int, Table]:
         """The cache of ranked carrier tables for one (penalty, promise) scenario."""
         key = (penalty, promise)
         got = self._tables.get(key)
@@ -236,50 +251,67 @@ class NetworkIndex:
             got = self._tables[key] = {}
         return got
 
-    def table_key(self, zone_from: int, zone_to: int, band: int, hour_class: int,
-                  weight_cls: int) -> int:
-        return (((zone_from * self.n_zones + zone_to) * 4 + band) * 32 + hour_class) * 8 \
-            + weight_cls
+    def scenario(self, penalty: float, promise: int
+                 ) -> tuple[list[list[float]], list[list[float]]]:
+        """Per band, per carrier: fee + penalty x P(late) when picked up today, and when
+        picked up tomorrow, for one (penalty, promise) scenario (cached)."""
+        key = (penalty, promise)
+        got = self._scen.get(key)
+        if got is None:
+            dmax = self.car_cdf.shape[2] - 1
+            today, tomorrow = [], []
+            for band in range(self.car_fee.shape[1]):
+                cdf = self.car_cdf[:, band]
+                p_today = cdf[:, min(promise, dmax)] if promise >= 0 else np.zeros(len(cdf))
+                p_tom = cdf[:, min(promise - 1, dmax)] if promise >= 1 else np.zeros(len(cdf))
+                fee = self.car_fee[:, band]
+                today.append((fee + penalty * (1.0 - p_today)).tolist())
+                tomorrow.append((fee + penalty * (1.0 - p_tom)).tolist())
+            got = self._scen[key] = (today, tomorrow)
+        return got
 
     def carrier_table(self, zone_from: int, zone_to: int, band: int, penalty: float,
-                      promise: int, hour_class: int, weight_cls: int,
-                      car_left: np.ndarray | None = None, k: int = TABLE_K
-                      ) -> tuple[list[Row], bool]:
-        """Carriers serving both zones in `band`, ranked by the lower bound of their cost
-        (fee + per kg x the class's lightest weight + penalty x P(late)) for parcels of one
-        weight class, handed over in one hour class (`hour_class` = how many cut-off levels
-        have passed; all of them when the location has closed). Only the `k` best are kept
-        (carriers with no capacity left in `car_left` are skipped); returns (rows, truncated).
-        Row: (lower bound, fee + penalty x P(late), fee per gram, max weight, carrier)."""
+                      promise: int, bucket: int, car_left: np.ndarray | None = None,
+                      k: int = TABLE_K) -> Table:
+        """The carriers of a route (serving both zones, offering `band`; with capacity left
+        in `car_left` if given) that are among the `k` cheapest at some reference weight,
+        for an order placed at the start of hour `bucket` (CLOSED: the location has closed,
+        every carrier picks up tomorrow), with per reference weight the cheapest cost of the
+        route and of the carriers left out. See `Table`."""
         cids = self.pair_carriers(zone_from, zone_to)
         if car_left is not None:
             cids = cids[car_left[cids] > 0]
-        w_lo = WEIGHT_CLASSES[weight_cls]
         fee = self.car_fee[cids, band]
-        ok = np.isfinite(fee) & (self.car_maxw[cids] > w_lo)
+        ok = np.isfinite(fee)
         if not ok.all():
             cids, fee = cids[ok], fee[ok]
-        if not self._cut_idx:
-            levels = self.hot().cut_levels
-            self._cut_idx.append(np.searchsorted(np.array(levels), self.car_cutoff))
-        today = (self._cut_idx[0][cids] >= hour_class).astype(np.intp)
-        days = promise - 1 + today
+        nref = len(W_REFS)
+        if not len(cids):
+            return (), (float("inf"),) * nref, (float("inf"),) * nref
         dmax = self.car_cdf.shape[2] - 1
-        p = self.car_cdf[cids, band, np.clip(days, 0, dmax)]
-        p = np.where(days >= 0, p, 0.0)
-        a = fee + penalty * (1.0 - p)
-        b = self.car_perkg[cids] / 1000.0
-        lb = a + b * w_lo
-        truncated = len(lb) > k
-        if truncated:
-            part = np.argpartition(lb, k - 1)[:k]
-            order = part[np.argsort(lb[part], kind="stable")]
+        cdf = self.car_cdf[cids, band]
+        if bucket >= CLOSED:
+            p = cdf[:, min(promise - 1, dmax)] if promise >= 1 else np.zeros(len(cids))
         else:
-            order = np.argsort(lb, kind="stable")
-        rows = list(zip(lb[order].tolist(), a[order].tolist(), b[order].tolist(),
-                        self.car_maxw[cids[order]].tolist(), cids[order].tolist(),
-                        strict=True))
-        return rows, truncated
+            days = promise - (HOUR_BUCKETS[bucket] >= self.car_cutoff[cids]).astype(np.intp)
+            p = np.where(days >= 0, cdf[np.arange(len(cids)), np.clip(days, 0, dmax)], 0.0)
+        a = fee + penalty * (1.0 - p)
+        cost = a[None, :] + np.array(W_REFS)[:, None] * (self.car_perkg[cids] / 1000.0)
+        # max weight: a carrier cannot take parcels above it
+        cost = np.where(self.car_maxw[cids][None, :] >= np.array(W_REFS)[:, None], cost,
+                        np.inf)
+        mins = cost.min(axis=1)
+        if len(cids) > k:
+            keep = np.zeros(len(cids), dtype=bool)
+            keep[np.argpartition(cost, k - 1, axis=1)[:, :k].ravel()] = True
+            rest = cost[:, ~keep]
+            tails = rest.min(axis=1) if rest.shape[1] else np.full(nref, np.inf)
+            sel = np.flatnonzero(keep)
+        else:
+            sel = np.arange(len(cids))
+            tails = np.full(nref, np.inf)
+        sel = sel[np.argsort(cost[1, sel], kind="stable")]
+        return tuple(cids[sel].tolist()), tuple(mins.tolist()), tuple(tails.tolist())
 
     def _cutoff_levels(self) -> list[float]:
         levels = self._cut
@@ -308,8 +340,8 @@ class NetworkIndex:
         state["_cut"] = []
         state["_lists"] = {}
         state["_hot"] = []
-        state["_cut_idx"] = []
         state["_tables"] = {}
+        state["_scen"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

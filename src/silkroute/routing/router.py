@@ -13,7 +13,7 @@ import numpy as np
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
-from silkroute.routing.index import NetworkIndex, Row, weight_class
+from silkroute.routing.index import CLOSED, HOUR_BUCKETS, NetworkIndex, Table, interpolate
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
@@ -161,49 +161,52 @@ def stock_sources(ctx: OrderContext, index: NetworkIndex, cap: CapacityState) ->
 class _Pricer:
     """Prices parcels of one order: per location, the best two carriers by the cost model.
 
-    Carriers come from the index's ranked tables (per origin zone, destination zone, band,
-    hour class and weight class, ranked by a lower bound of their cost); a scan stops at the
-    first carrier whose lower bound cannot beat what it already has or the caller's
-    threshold, so a location usually costs a handful of comparisons. Scarcity prices and
-    (non-negative) shadow prices only add to the bound, so the scan stays exact."""
+    Carriers come from the index's tables (per origin zone, destination zone, band and hour
+    bucket: the few carriers that are among the cheapest at some reference weight, and lower
+    bounds of the route's cheapest carrier and of the ones left out). A location costs a
+    scan of a dozen carriers; when capacity has run out so far that a carrier left out of
+    the table might win, the route is priced exactly. Scarcity prices and (non-negative)
+    shadow prices only add to the costs, so the bounds stay valid."""
 
-    __slots__ = ("index", "hot", "ctx", "zone", "tables", "refreshed", "hc",
+    __slots__ = ("index", "hot", "ctx", "zone", "hour", "tables", "refreshed", "bucket",
                  "car_left", "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty")
+                 "penalty", "n_zones", "a_today", "a_tom")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
         self.index = index
-        self.hot = hot = index.hot()
+        self.hot = index.hot()
         self.ctx = ctx
         self.zone = ctx.zone
+        self.hour = ctx.hour
+        self.n_zones = len(self.hot.next_day)
         self.promise = ctx.promise
         self.penalty = ctx.penalty
         self.tables = index.tables(ctx.penalty, ctx.promise)
-        # Tables re-ranked without the carriers this capacity state has used up.
+        self.a_today, self.a_tom = index.scenario(ctx.penalty, ctx.promise)
+        # Tables rebuilt without the carriers this capacity state has used up.
         self.refreshed = _refreshed(cap, ctx.penalty, ctx.promise)
-        self.hc = bisect.bisect_right(hot.cut_levels, ctx.hour)
+        self.bucket = bisect.bisect_right(HOUR_BUCKETS, ctx.hour) - 1
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.price = ctx.scarcity
         self.opp_car = opp.carrier if opp is not None and opp.active else None
         self.opp_stock = opp.stock if opp is not None and opp.active else None
 
-    def rows(self, lp: int, wc: int) -> tuple[list[Row], bool, int]:
-        """The ranked table for parcels of weight class `wc` from location `lp`, and key."""
+    def rows(self, lp: int) -> tuple[Table, int]:
+        """The carrier table for parcels from location `lp`, and its key."""
         hot = self.hot
         zone = self.zone
         band = hot.band_rows[lp][zone]
-        hc = self.hc if self.ctx.hour < hot.loc_closes[lp] else hot.n_levels
-        zf = hot.loc_zone[lp]
-        key = (((zf * len(hot.next_day) + zone) * 4 + band) * 32 + hc) * 8 + wc
+        bucket = self.bucket if self.hour < hot.loc_closes[lp] else CLOSED
+        key = ((hot.loc_zone[lp] * self.n_zones + zone) * 4 + band) * 8 + bucket
         got = self.refreshed.get(key) if self.refreshed else None
         if got is None:
             got = self.tables.get(key)
             if got is None:
                 got = self.tables[key] = self.index.carrier_table(
-                    zf, zone, band, self.penalty, self.promise, hc, wc)
-        return got[0], got[1], key
+                    hot.loc_zone[lp], zone, band, self.penalty, self.promise, bucket)
+        return got, key
 
     def loc_base(self, lp: int) -> float:
         """Handling plus the location's scarcity price."""
@@ -215,45 +218,33 @@ class _Pricer:
              ) -> tuple[float, int, float, int]:
         """(total, carrier) of the best and second-best carrier of a parcel of `weight`
         from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms."""
-        rows, truncated, key = self.rows(lp, weight_class(weight))
-        got = self._scan(rows, weight, base, thr)
-        if got[4] and truncated:
-            # Every ranked carrier was scanned (many have run out of capacity): re-rank the
-            # route without the exhausted ones, for this capacity state.
-            hot = self.hot
-            band = hot.band_rows[lp][self.zone]
-            hc = self.hc if self.ctx.hour < hot.loc_closes[lp] else hot.n_levels
-            table = self.index.carrier_table(hot.loc_zone[lp], self.zone, band, self.penalty,
-                                             self.promise, hc, weight_class(weight),
-                                             self.car_np)
-            self.refreshed[key] = table
-            got = self._scan(table[0], weight, base, thr)
-            if got[4] and table[1]:
-                table = self.index.carrier_table(hot.loc_zone[lp], self.zone, band,
-                                                 self.penalty, self.promise, hc,
-                                                 weight_class(weight), self.car_np,
-                                                 k=self.index.n_carriers)
-                got = self._scan(table[0], weight, base, thr)
-        return got[0], got[1], got[2], got[3]
-
-    def _scan(self, rows: list[Row], w: float, base: float, thr: float
-              ) -> tuple[float, int, float, int, bool]:
+        (cars, _mins, tails), key = self.rows(lp)
+        hot = self.hot
+        band = hot.band_rows[lp][self.zone]
+        a_today = self.a_today[band]
+        a_tom = self.a_tom[band]
+        cutoff = hot.car_cutoff
+        per_g = hot.car_b
+        maxw = hot.car_maxw
+        hour = self.hour if self.hour < hot.loc_closes[lp] else _INF
         t1 = t2 = _INF
         c1 = c2 = -1
-        lim = thr - base
         left_of = self.car_left
-        inv = self.hot.car_cap_inv
+        inv = hot.car_cap_inv
         price = self.price
         opp = self.opp_car
-        for lb, a, b, mw, c in rows:
-            if lb >= lim:
-                return t1, c1, t2, c2, False
+        skipped = 0
+        for c in cars:
             left = left_of[c]
-            if left <= 0 or w > mw:
+            if left <= 0:
+                skipped += 1
+                continue
+            if weight > maxw[c]:
                 continue
             u = 1.0 - left * inv[c]
             u *= u
-            t = a + b * w + price * u * u + base
+            t = (a_today[c] if hour < cutoff[c] else a_tom[c]) + per_g[c] * weight \
+                + price * u * u + base
             if opp is not None:
                 t += float(opp[c])
             if t < t2:
@@ -261,14 +252,55 @@ class _Pricer:
                     t2, c2, t1, c1 = t1, c1, t, c
                 else:
                     t2, c2 = t, c
-                if t2 - base < lim:
-                    lim = t2 - base
-        return t1, c1, t2, c2, True
+        if tails[0] < _INF and interpolate(tails, weight) + base < min(t1, thr):
+            # A carrier left out of the table might do better (those in it ran out of
+            # capacity): price the whole route exactly.
+            return self._exact(lp, weight, base, thr, key, skipped)
+        if t1 >= thr:
+            return _INF, -1, _INF, -1
+        return t1, c1, t2, c2
+
+    def _exact(self, lp: int, weight: float, base: float, thr: float, key: int,
+               skipped: int) -> tuple[float, int, float, int]:
+        hot = self.hot
+        ix = self.index
+        zone = self.zone
+        band = hot.band_rows[lp][zone]
+        bucket = self.bucket if self.hour < hot.loc_closes[lp] else CLOSED
+        if skipped:
+            # Carriers of this route have run out of capacity: rebuild its table without
+            # them, for this capacity state.
+            self.refreshed[key] = ix.carrier_table(hot.loc_zone[lp], zone, band, self.penalty,
+                                                   self.promise, bucket, self.car_np)
+        cids = ix.pair_carriers(hot.loc_zone[lp], zone)
+        left = self.car_np[cids]
+        fee = ix.car_fee[cids, band]
+        ok = (left > 0) & np.isfinite(fee) & (ix.car_maxw[cids] >= weight)
+        if not ok.any():
+            return _INF, -1, _INF, -1
+        cids, left, fee = cids[ok], left[ok], fee[ok]
+        closes = hot.loc_closes[lp]
+        days = self.promise - ((self.hour >= ix.car_cutoff[cids]) | (self.hour >= closes)
+                               ).astype(np.intp)
+        dmax = ix.car_cdf.shape[2] - 1
+        p = np.where(days >= 0, ix.car_cdf[cids, band, np.clip(days, 0, dmax)], 0.0)
+        u = (1.0 - left / np.maximum(ix.car_capacity[cids], 1)) ** 4
+        t = fee + ix.car_perkg[cids] * (weight / 1000.0) + self.penalty * (1.0 - p) \
+            + self.price * u + base
+        if self.opp_car is not None:
+            t = t + self.opp_car[cids]
+        order = np.argsort(t, kind="stable")[:2].tolist()
+        out: list[float | int] = []
+        for j in order:
+            out += [float(t[j]), int(cids[j])] if t[j] < thr else [_INF, -1]
+        while len(out) < 4:
+            out += [_INF, -1]
+        return float(out[0]), int(out[1]), float(out[2]), int(out[3])
 
     def lower_bound(self, lp: int, weight: float) -> float:
         """A lower bound of any parcel of at least `weight` from `lp` (ignoring capacity)."""
-        rows = self.rows(lp, weight_class(weight))[0]
-        return rows[0][0] + self.loc_base(lp) if rows else _INF
+        mins = self.rows(lp)[0][1]
+        return interpolate(mins, weight) + self.loc_base(lp)
 
     def parcel(self, lp: int, car: int | None, line_idx: Sequence[int], qtys: Sequence[int],
                extra: float) -> Parcel:
@@ -448,16 +480,15 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
                  alts: list[Alternative]) -> FulfilmentPlan | None:
     """Best single-location plan (branch and bound over locations ranked by lower bound);
     fills `alts` with the next best locations and the chosen location's next carrier."""
-    wc = weight_class(total_w)
     collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
     cands: list[tuple[float, int, float]] = []  # (lower bound, location, base)
     for lp, sopp in common.items():
         if lp == collect:
             continue
-        rows = pr.rows(lp, wc)[0]
-        if rows:
+        cars, mins, _tails = pr.rows(lp)[0]
+        if cars:
             base = pr.loc_base(lp) + sopp
-            cands.append((rows[0][0] + base, lp, base))
+            cands.append((interpolate(mins, total_w) + base, lp, base))
     cands.sort()
     keep = N_ALTERNATIVES + 1
     found: list[tuple[float, int, int, float, int]] = []  # (total, loc, car, total2, car2)

@@ -122,7 +122,8 @@ def _weight_class(w: FloatArray) -> IntArray:
 
 def build_wave(
     index: NetworkIndex, model: CostModel, wave: WaveOrders, *, hour: float = 12.0,
-    width: int = 12, per_key: int = 12, max_locations: int = 4, regions: int = 8,
+    width: int = 12, per_key: int = 10, backbone: int = 2, max_locations: int = 4,
+    regions: int = 8,
     capacity_scale: float | None = None, design_orders: int = 100_000,
 ) -> WaveProblem:
     """The wave's allocation problem with tight capacities.
@@ -140,7 +141,12 @@ def build_wave(
     they are multiplied by `orders / design_orders` × a tightness factor t. With
     `capacity_scale` None, t starts at 1 and is multiplied by 0.85 until the carriers that
     would be over capacity if every order took its cheapest option carry at least
-    `TARGET_OVER_SHARE` of the volume (never below t = 0.2). `info` reports t and that share.
+    `TARGET_OVER_SHARE` of the volume (never below t = 0.2). A location's capacity is raised
+    to 105% of the orders that no other location can ship when it is below that (the
+    generator's stock does not know the wave): `_fit_locations` repairs the cheapest-option
+    assignment under location capacities alone and raises every location still overloaded
+    to 105% of its load, until that assignment fits. `info` reports t, that share and the
+    number of raised locations.
     """
     n = len(wave)
     promise_member = np.where(index.next_day_zone, model.member_days, model.standard_days)
@@ -162,7 +168,8 @@ def build_wave(
     # key = (origin zone, destination zone, band, open, service, promise, weight class)
     key = (((((lz * nz + z) * nb + band) * 2 + open_today) * 2 + svc) * 4 + prom) * nw + wcl
     ukeys, inc_key = np.unique(key, return_inverse=True)
-    kk, kw, key_rest = _key_tables(index, model, ukeys, hour, per_key)
+    kk, kw, key_rest = _key_tables(index, model, ukeys, hour, per_key, backbone)
+    per_key = kk.shape[1]
     # ---- exact costs of the kept carriers per incidence -------------------------------
     slots_car = kk[inc_key]  # (inc, per_key) carrier positions, -1 where absent
     valid = slots_car >= 0
@@ -175,7 +182,9 @@ def build_wave(
     edges = np.array(WEIGHT_EDGES_G)
     frac = (w - edges[wcl]) / (edges[wcl + 1] - edges[wcl])
     r_lo, r_hi = key_rest[inc_key, 0], key_rest[inc_key, 1]
-    chord = np.where(np.isfinite(r_hi), r_lo + (r_hi - r_lo) * frac, r_lo)
+    both = np.isfinite(r_hi)
+    chord = r_lo.copy()
+    chord[both] = r_lo[both] + (r_hi[both] - r_lo[both]) * frac[both]
     inc_rest = chord + index.loc_handling[inc_loc]
     inc_min = np.minimum(exact.min(axis=1), inc_rest)
     # ---- keep the cheapest-looking `max_locations` locations per order ----------------
@@ -200,16 +209,27 @@ def build_wave(
         cand_cost[rows, base + j] = exact[kept, j]
         cand_car[rows, base + j] = cpos[kept, j]
         cand_loc[rows, base + j] = inc_loc[kept]
-    # ---- the `width` cheapest per order ------------------------------------------------
+    # ---- per order: the cheapest `width - backbone` options, then the cheapest backbone ones
     width = min(width, m)
     order_idx = np.argsort(cand_cost, axis=1, kind="stable")
     r = np.arange(n)[:, None]
     sorted_cost = cand_cost[r, order_idx]
-    cost = np.ascontiguousarray(sorted_cost[:, :width])
-    if m > width:
-        rest = np.minimum(rest, sorted_cost[:, width])
-    car = np.ascontiguousarray(cand_car[r, order_idx[:, :width]])
-    loc = np.ascontiguousarray(cand_loc[r, order_idx[:, :width]])
+    sorted_car = cand_car[r, order_idx]
+    head = max(0, width - backbone)
+    pick = np.zeros((n, m), dtype=bool)
+    pick[:, :head] = True
+    spare = (~pick & (index.car_tier[sorted_car] == 0)) & np.isfinite(sorted_cost)
+    spare &= np.cumsum(spare, axis=1) <= width - head
+    pick |= spare
+    # fill up to `width` with the next cheapest when fewer backbone options exist
+    short = width - pick.sum(axis=1)
+    fill = ~pick & (np.cumsum(~pick, axis=1) <= short[:, None])
+    pick |= fill
+    rest = np.minimum(rest, np.where(pick, np.inf, sorted_cost).min(axis=1))
+    cols = np.argsort(~pick, axis=1, kind="stable")[:, :width]  # picked, cheapest first
+    cost = np.ascontiguousarray(np.take_along_axis(sorted_cost, cols, axis=1))
+    car = np.ascontiguousarray(np.take_along_axis(sorted_car, cols, axis=1))
+    loc = np.ascontiguousarray(np.take_along_axis(cand_loc[r, order_idx], cols, axis=1))
     car[~np.isfinite(cost)] = 0
     loc[~np.isfinite(cost)] = 0
     # ---- capacities -------------------------------------------------------------------
@@ -223,9 +243,14 @@ def build_wave(
         if capacity_scale is not None or share >= TARGET_OVER_SHARE or t <= 0.2:
             break
         t = max(0.2, t * 0.85)
+    # locations: raised where the wave cannot fit them at all (see the docstring)
+    loc_cap0 = loc_cap.copy()
+    loc_cap = _fit_locations(cost, car, loc, loc_cap, len(car_cap))
+    raised = loc_cap > loc_cap0
     info: dict[str, Any] = {
         "hour": hour, "options_per_order": width, "capacity_factor": round(scale * t, 6),
         "tightness": round(t, 6), "over_capacity_share": share,
+        "locations_raised": int(raised.sum()),
         "orders_without_option": int((~np.isfinite(cost[:, 0])).sum()),
         "pruned_orders": int(np.isfinite(rest).sum()),
     }
@@ -233,8 +258,29 @@ def build_wave(
                        zone_regions(index, regions)[wave.zone], regions, info)
 
 
+def _fit_locations(cost: FloatArray, car: I32Array, loc: I32Array, loc_cap: IntArray,
+                   n_car: int) -> IntArray:
+    """Location capacities under which the wave fits (ignoring carriers): repair the
+    cheapest-option assignment under location capacity only and raise what stays over."""
+    from silkroute.routing.wave_solve import repair
+
+    n = cost.shape[0]
+    cap = loc_cap.copy()
+    loose = np.full(n_car, n + 1, dtype=np.int64)
+    x = np.zeros(n, dtype=np.int64)
+    for _ in range(8):
+        probe = WaveProblem(cost, car, loc, np.full(n, np.inf), loose, cap,
+                            np.zeros(n, dtype=np.int64))
+        x, ok = repair(probe, x, cost)
+        if ok:
+            break
+        load = np.bincount(loc[np.arange(n), x], minlength=len(cap))
+        cap = np.where(load > cap, np.ceil(load * 1.05).astype(np.int64), cap)
+    return cap
+
+
 def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: float,
-                per_key: int) -> tuple[IntArray, FloatArray, FloatArray]:
+                per_key: int, backbone: int) -> tuple[IntArray, FloatArray, FloatArray]:
     """Per key: the `per_key` cheapest carriers (positions, -1 padded) at the class's middle
     weight, their weight-free cost (fee + penalty × P(late)), and a lower bound on every other
     carrier's cost at the class's lightest and heaviest weight (the cheapest of them is a
@@ -254,8 +300,9 @@ def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: fl
     z = rem % nz
     lz = rem // nz
     nk = len(ukeys)
-    kk = np.full((nk, per_key), -1, dtype=np.int64)
-    kw = np.zeros((nk, per_key))
+    width_k = per_key + backbone
+    kk = np.full((nk, width_k), -1, dtype=np.int64)
+    kw = np.zeros((nk, width_k))
     rest = np.full((nk, 2), np.inf)
     pen = np.where(svc == 1, model.late_member, model.late_standard)
     days_max = index.car_cdf.shape[2] - 1
@@ -280,21 +327,33 @@ def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: fl
         perkg = index.car_perkg[cids][None, :] / 1000.0
         mid = a + perkg * (w_lo + w_hi) / 2.0
         k = min(per_key, len(cids))
+        sel = np.zeros_like(mid, dtype=bool)
         if len(cids) > k:
-            part = np.argpartition(mid, k - 1, axis=1)[:, :k]
-            mask = np.ones_like(mid, dtype=bool)
-            np.put_along_axis(mask, part, False, axis=1)
+            np.put_along_axis(sel, np.argpartition(mid, k - 1, axis=1)[:, :k], True, axis=1)
+        else:
+            sel[:] = True
+        # the backbone: the cheapest national carriers join every list
+        nat = np.where(~sel & (index.car_tier[cids] == 0)[None, :], mid, np.inf)
+        nb_k = min(backbone, len(cids))
+        if nb_k:
+            part = np.argpartition(nat, nb_k - 1, axis=1)[:, :nb_k] if len(cids) > nb_k \
+                else np.broadcast_to(np.arange(nb_k), (hi - lo, nb_k))
+            add = np.isfinite(np.take_along_axis(nat, part, axis=1))
+            np.put_along_axis(sel, part, add | np.take_along_axis(sel, part, axis=1), axis=1)
+        mask = ~sel
+        if mask.any():
             rest[sl, 0] = np.where(mask, a + perkg * w_lo, np.inf).min(axis=1)
             # carriers above their weight limit at the heaviest weight: no chord
             hi_cost = np.where(index.car_maxw[cids][None, :] >= w_hi, a + perkg * w_hi, np.inf)
             all_ok = (np.where(mask, index.car_maxw[cids][None, :], np.inf) >= w_hi).all(axis=1)
             rest[sl, 1] = np.where(all_ok, np.where(mask, hi_cost, np.inf).min(axis=1), np.inf)
-        else:
-            part = np.broadcast_to(np.arange(k), (hi - lo, k))
-        sel_a = np.take_along_axis(a, part, axis=1)
+        # selected columns first (stable), at most per_key + backbone of them
+        part = np.argsort(~sel, axis=1, kind="stable")[:, :min(width_k, len(cids))]
+        ok_sel = np.take_along_axis(sel, part, axis=1)
+        sel_a = np.where(ok_sel, np.take_along_axis(a, part, axis=1), np.inf)
         sel_c = cids[part]
-        kk[sl, :k] = np.where(np.isfinite(sel_a), sel_c, -1)
-        kw[sl, :k] = np.where(np.isfinite(sel_a), sel_a, 0.0)
+        kk[sl, :part.shape[1]] = np.where(np.isfinite(sel_a), sel_c, -1)
+        kw[sl, :part.shape[1]] = np.where(np.isfinite(sel_a), sel_a, 0.0)
     return kk, kw, rest
 
 

@@ -99,6 +99,30 @@ class LocalRunner:
         return [region_choice(b, lam, mu) for b in self.blocks]
 
 
+class DaskRunner:
+    """Region subproblems as Dask tasks: the blocks are scattered once, each iteration sends
+    the prices and gathers the results in region order (so the sums match `LocalRunner`)."""
+
+    def __init__(self, client: Any, blocks: Sequence[RegionBlock], token: str = "wave"):
+        self.client = client
+        self.token = token
+        self.futures = client.scatter(list(blocks), hash=False)
+        self.calls = 0
+
+    def _map(self, fn: Callable[..., Any], lam: FloatArray, mu: FloatArray) -> list[Any]:
+        self.calls += 1
+        futs = [self.client.submit(fn, f, lam, mu, pure=False,
+                                   key=f"{self.token}-{fn.__name__}-{self.calls}-{r}")
+                for r, f in enumerate(self.futures)]
+        return list(self.client.gather(futs))
+
+    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]:
+        return self._map(region_step, lam, mu)
+
+    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]:
+        return self._map(region_choice, lam, mu)
+
+
 @dataclass
 class WavePlan:
     """A wave plan: the option each order takes, its cost, a lower bound and the gap."""
@@ -139,71 +163,125 @@ def _cumcount(groups: IntArray) -> IntArray:
     return out
 
 
+def _best_two(p: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Per row: the cheapest column, its value and the regret to the second cheapest."""
+    k = np.argmin(p, axis=1)
+    rows = np.arange(p.shape[0])
+    best = p[rows, k]
+    q = p.copy()
+    q[rows, k] = np.inf
+    second = q.min(axis=1)
+    regret = np.full(len(best), 1e18)
+    both = np.isfinite(second)
+    regret[both] = second[both] - best[both]
+    return k.astype(np.int64), best, regret
+
+
 def repair(problem: WaveProblem, choice: IntArray, priced: FloatArray,
-           max_rounds: int = 400) -> tuple[IntArray, bool]:
-    """Make `choice` feasible: orders on overloaded carriers or locations move, smallest
-    regret (priced) first, to their best option with room; when none has room the order may
-    displace into a full resource, which then sheds its own cheapest-to-move order."""
-    x = choice.copy()
+           max_rounds: int = 200) -> tuple[IntArray, bool]:
+    """Make `choice` feasible. Each overloaded carrier or location keeps the orders that would
+    lose most by moving (regret to their next priced option), up to its capacity; the others
+    are re-placed in rounds, largest regret first, each onto its best priced option with room
+    (never beyond a capacity). An order left with no option with room ejects the cheapest
+    movable order from a full resource of one of its options (`_eject`)."""
     n = problem.n
-    rows_all = np.arange(n)
+    rows = np.arange(n)
+    x = choice.copy()
     finite = np.isfinite(problem.cost)
-    stalled = 0
+    cur_car = problem.car[rows, x].astype(np.int64)
+    cur_loc = problem.loc[rows, x].astype(np.int64)
+    _, _, regret0 = _best_two(np.where(finite, priced, np.inf))
+    order = np.argsort(-regret0, kind="stable")
+    rank_c = np.empty(n, dtype=np.int64)
+    rank_l = np.empty(n, dtype=np.int64)
+    rank_c[order] = _cumcount(cur_car[order])
+    rank_l[order] = _cumcount(cur_loc[order])
+    placed = (rank_c < problem.car_cap[cur_car]) & (rank_l < problem.loc_cap[cur_loc])
+    placed &= finite[rows, x]
+    car_slack = problem.car_cap - np.bincount(cur_car[placed], minlength=len(problem.car_cap))
+    loc_slack = problem.loc_cap - np.bincount(cur_loc[placed], minlength=len(problem.loc_cap))
     for _ in range(max_rounds):
-        car_load, loc_load = problem.loads(x)
-        car_over = car_load - problem.car_cap
-        loc_over = loc_load - problem.loc_cap
-        if (car_over <= 0).all() and (loc_over <= 0).all():
-            return x, True
-        cur_car = problem.car[rows_all, x]
-        cur_loc = problem.loc[rows_all, x]
-        movers = np.flatnonzero((car_over[cur_car] > 0) | (loc_over[cur_loc] > 0))
-        ok_car = car_over < 0 if stalled == 0 else car_over <= 0
-        ok_loc = loc_over < 0 if stalled == 0 else loc_over <= 0
-        car_m, loc_m = problem.car[movers], problem.loc[movers]
-        same_car = car_m == cur_car[movers, None]
-        same_loc = loc_m == cur_loc[movers, None]
-        room = (finite[movers] & (ok_car[car_m] | (same_car & (car_over[car_m] <= 0)))
-                & (ok_loc[loc_m] | (same_loc & (loc_over[loc_m] <= 0))))
-        room[np.arange(len(movers)), x[movers]] = False
-        p = np.where(room, priced[movers], np.inf)
-        alt = np.argmin(p, axis=1)
-        alt_cost = p[np.arange(len(movers)), alt]
-        has = np.isfinite(alt_cost)
-        movers, alt = movers[has], alt[has]
-        if len(movers) == 0:
-            if stalled:
+        todo = np.flatnonzero(~placed)
+        if len(todo) == 0:
+            break
+        car_t, loc_t = problem.car[todo], problem.loc[todo]
+        room = finite[todo] & (car_slack[car_t] > 0) & (loc_slack[loc_t] > 0)
+        k, best, regret = _best_two(np.where(room, priced[todo], np.inf))
+        ok = np.isfinite(best)
+        if not ok.any():
+            break
+        todo, k, regret = todo[ok], k[ok], regret[ok]
+        o = np.argsort(-regret, kind="stable")
+        todo, k = todo[o], k[o]
+        c1 = problem.car[todo, k].astype(np.int64)
+        l1 = problem.loc[todo, k].astype(np.int64)
+        go = (_cumcount(c1) < car_slack[c1]) & (_cumcount(l1) < loc_slack[l1])
+        todo, k, c1, l1 = todo[go], k[go], c1[go], l1[go]
+        x[todo] = k
+        placed[todo] = True
+        np.subtract.at(car_slack, c1, 1)
+        np.subtract.at(loc_slack, l1, 1)
+    stuck = np.flatnonzero(~placed)
+    if len(stuck):
+        cur_car = problem.car[rows, x].astype(np.int64)
+        cur_loc = problem.loc[rows, x].astype(np.int64)
+        for i in stuck.tolist():
+            if not _eject(problem, x, placed, cur_car, cur_loc, car_slack, loc_slack, priced, i):
                 return x, False
-            stalled = 1
+    return x, True
+
+
+def _eject(problem: WaveProblem, x: IntArray, placed: npt.NDArray[np.bool_],
+           cur_car: IntArray, cur_loc: IntArray, car_slack: IntArray, loc_slack: IntArray,
+           priced: FloatArray, i: int) -> bool:
+    """Place order i by moving one placed order off a full resource of one of i's options
+    onto an option with room; the cheapest such pair of moves (priced). Updates in place."""
+    best: tuple[float, int, int, int] | None = None
+    for k in np.argsort(priced[i], kind="stable").tolist():
+        if not math.isfinite(problem.cost[i, k]):
+            break
+        c1, l1 = int(problem.car[i, k]), int(problem.loc[i, k])
+        c_full, l_full = car_slack[c1] <= 0, loc_slack[l1] <= 0
+        if c_full and l_full:
             continue
-        regret = alt_cost[has] - priced[movers, x[movers]]
-        order = np.argsort(regret, kind="stable")
-        movers, alt = movers[order], alt[order]
-        c0, l0 = cur_car[movers], cur_loc[movers]
-        # shed no more than each overloaded resource's excess
-        need_c = (car_over[c0] > 0) & (_cumcount(c0.astype(np.int64)) < car_over[c0])
-        need_l = (loc_over[l0] > 0) & (_cumcount(l0.astype(np.int64)) < loc_over[l0])
-        take = need_c | need_l
-        movers, alt, c0, l0 = movers[take], alt[take], c0[take], l0[take]
-        c1, l1 = problem.car[movers, alt], problem.loc[movers, alt]
-        # fill targets no further than their room (full ones take one displacement each)
-        new_c = c1 != c0
-        new_l = l1 != l0
-        room_c = np.maximum(-car_over, 1 if stalled else 0)
-        room_l = np.maximum(-loc_over, 1 if stalled else 0)
-        cc = np.where(new_c, _cumcount(np.where(new_c, c1, -1).astype(np.int64)), 0)
-        cl = np.where(new_l, _cumcount(np.where(new_l, l1, -1).astype(np.int64)), 0)
-        go = (~new_c | (cc < room_c[c1])) & (~new_l | (cl < room_l[l1]))
-        if not go.any():
-            if stalled:
-                return x, False
-            stalled = 1
+        if not c_full and not l_full:
+            best = (0.0, -1, -1, k)
+            break
+        on = np.flatnonzero(placed & ((cur_car == c1) if c_full else (cur_loc == l1)))
+        if len(on) == 0:
             continue
-        x[movers[go]] = alt[go]
-        stalled = 0
-    car_load, loc_load = problem.loads(x)
-    ok = bool((car_load <= problem.car_cap).all() and (loc_load <= problem.loc_cap).all())
-    return x, ok
+        car_o, loc_o = problem.car[on], problem.loc[on]
+        ok = (np.isfinite(problem.cost[on])
+              & ((car_o == cur_car[on, None]) | (car_slack[car_o] > 0))
+              & ((loc_o == cur_loc[on, None]) | (loc_slack[loc_o] > 0)))
+        # the move must actually free the full resource
+        ok &= (car_o != c1) if c_full else (loc_o != l1)
+        if not ok.any():
+            continue
+        pr = np.where(ok, priced[on], np.inf)
+        kk = np.argmin(pr, axis=1)
+        delta = pr[np.arange(len(on)), kk] - priced[on, x[on]]
+        j = int(np.argmin(delta))
+        total = float(delta[j]) + float(priced[i, k])
+        if best is None or total < best[0]:
+            best = (total, int(on[j]), int(kk[j]), k)
+    if best is None:
+        return False
+    _, j, kj, k = best
+
+    def put(o: int, col: int) -> None:
+        if placed[o]:
+            car_slack[cur_car[o]] += 1
+            loc_slack[cur_loc[o]] += 1
+        c, loc = int(problem.car[o, col]), int(problem.loc[o, col])
+        car_slack[c] -= 1
+        loc_slack[loc] -= 1
+        x[o], cur_car[o], cur_loc[o], placed[o] = col, c, loc, True
+
+    if j >= 0:
+        put(j, kj)
+    put(i, k)
+    return True
 
 
 def improve(problem: WaveProblem, x: IntArray, rounds: int = 6) -> IntArray:
@@ -257,6 +335,7 @@ def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
 def solve_wave(
     problem: WaveProblem, runner: Runner | None = None, *, time_limit: float = 240.0,
     target_gap: float = 0.5, max_iterations: int = 600, primal_every: int = 40,
+    scaled: bool = True, patience: int = 15,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> WavePlan:
     """Lagrangian relaxation of every carrier and location capacity (subgradient steps,
@@ -280,6 +359,9 @@ def solve_wave(
     d_loc = np.zeros(n_loc)
     history: list[dict[str, float]] = []
     it = 0
+    # scaled subgradient: a resource moves by its excess relative to its capacity
+    w_car = 1.0 / np.maximum(problem.car_cap, 1) if scaled else np.ones(n_car)
+    w_loc = 1.0 / np.maximum(problem.loc_cap, 1) if scaled else np.ones(n_loc)
     scale = max(1.0, float(np.nanmedian(problem.cost[:, 0])) if problem.n else 1.0)
     while True:
         if it % primal_every == 0 or it == max_iterations:
@@ -313,16 +395,16 @@ def solve_wave(
         if gap <= target_gap or it >= max_iterations or \
                 time.monotonic() - started > time_limit:
             break
-        if since_improve >= 15:
+        if since_improve >= patience:
             theta = max(theta / 2.0, 1e-4)
             since_improve = 0
         g_car = (car_load - problem.car_cap).astype(np.float64)
         g_loc = (loc_load - problem.loc_cap).astype(np.float64)
         g_car = np.where((lam <= 0) & (g_car < 0), 0.0, g_car)
         g_loc = np.where((mu <= 0) & (g_loc < 0), 0.0, g_loc)
-        d_car = g_car + 0.3 * d_car
-        d_loc = g_loc + 0.3 * d_loc
-        norm = float(d_car @ d_car + d_loc @ d_loc)
+        d_car = g_car * w_car + 0.3 * d_car
+        d_loc = g_loc * w_loc + 0.3 * d_loc
+        norm = float(g_car @ d_car + g_loc @ d_loc)
         if norm <= 0:
             break  # the priced choice is feasible: the bound is tight for it
         target = best_cost if math.isfinite(best_cost) else lb + 0.05 * scale * problem.n

@@ -12,17 +12,25 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select
 
-from silkroute.domain.errors import DomainError, OutOfStock
+from silkroute.domain.errors import DomainError, OutOfStock, Unroutable
 from silkroute.sim.cities import City, cities_of
+from silkroute.sim.demo_routing import (
+    BASELINE,
+    compare_with_baseline,
+    contract_carriers,
+    requests_of,
+    starting_index,
+)
 from silkroute.store import tables as t
 from silkroute.store.all_tables import metadata
 from silkroute.store.engine import is_sqlite, make_engine
-from silkroute.store.migrate import upgrade
+from silkroute.store.migrate import downgrade, upgrade
 from silkroute.store.uow import UnitOfWork
 
 DEMO_KEY = "demo"
+DEMO_CARRIERS = 1000
 CATEGORIES = ("fashion", "beauty", "electronics", "home", "food", "sports", "books", "toys")
 NOUNS = ("jacket", "serum", "earbuds", "kettle", "green tea", "yoga mat", "novel", "robot",
          "sneakers", "lamp", "backpack", "notebook", "kimchi set", "tumbler", "cushion")
@@ -34,13 +42,23 @@ class DemoRefused(DomainError):
     code = "demo_refused"
 
 
+def _holds_data(engine: Engine, names: set[str]) -> bool:
+    """Whether any silkroute table other than the meta table has a row."""
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name in names and table.name != t.demo_marker.name and \
+                    conn.execute(select(table).limit(1)).first() is not None:
+                return True
+    return False
+
+
 def fresh_demo_engine(url: str | None) -> Engine:
     """An engine on an empty, migrated database; refuses to wipe anything but a demo."""
     engine = make_engine(url)
     names = set(inspect(engine).get_table_names())
-    if names:
+    if names and _holds_data(engine, names):
         marker = None
-        if "silkroute_meta" in names:
+        if t.demo_marker.name in names:
             with engine.connect() as conn:
                 marker = conn.execute(select(t.demo_marker.c.value).where(
                     t.demo_marker.c.key == DEMO_KEY)).scalar_one_or_none()
@@ -56,15 +74,12 @@ def fresh_demo_engine(url: str | None) -> Engine:
                 Path(str(path) + suffix).unlink(missing_ok=True)
             engine = make_engine(url)
         else:
-            with engine.begin() as conn:
-                metadata.drop_all(conn)
-                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-                for extra in set(inspect(conn).get_table_names()):
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{extra}" CASCADE'
-                                      if not is_sqlite(engine) else f'DROP TABLE "{extra}"'))
+            downgrade(engine, "base")  # the migrations own the schema: let them remove it
     upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(t.demo_marker.insert().values(key=DEMO_KEY, value="1"))
+        if conn.execute(select(t.demo_marker).where(
+                t.demo_marker.c.key == DEMO_KEY)).first() is None:
+            conn.execute(t.demo_marker.insert().values(key=DEMO_KEY, value="1"))
     return engine
 
 
@@ -143,7 +158,7 @@ def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], ord
     # Sellers stock what sells: demand follows stock, with noise, so some SKUs run out.
     skus = list(market["skus"])
     weights = [market["units"][code] * rng.lognormvariate(0.0, 1.2) for code in skus]
-    placed = refused = cancelled = checkouts = 0
+    placed = refused = unroutable = cancelled = checkouts = 0
     order_ids: list[int] = []
     checkout_ids: list[int] = []
     progress = Progress(console=console, transient=True, disable=console is None)
@@ -159,6 +174,10 @@ def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], ord
             except OutOfStock:
                 refused += 1
                 continue
+            except Unroutable:
+                unroutable += 1
+                refused += 1
+                continue
             checkouts += 1
             for o in res.orders:
                 placed += 1
@@ -170,7 +189,8 @@ def place_orders(engine: Engine, rng: random.Random, market: dict[str, Any], ord
                     cancelled += 1
             else:
                 checkout_ids.append(res.checkout_id)
-    return {"checkouts": checkouts, "orders_placed": placed, "out_of_stock_refusals": refused,
+    return {"checkouts": checkouts, "orders_placed": placed,
+            "out_of_stock_refusals": refused - unroutable, "unroutable_refusals": unroutable,
             "cancelled": cancelled, "order_ids": order_ids, "checkout_ids": checkout_ids}
 
 
@@ -253,15 +273,20 @@ def units_per_location(engine: Engine) -> list[dict[str, Any]]:
 
 
 def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
-             console: Console | None = None) -> dict[str, Any]:
+             console: Console | None = None, carriers: int = DEMO_CARRIERS,
+             buyers: int = 400, products_per_seller: int = 30) -> dict[str, Any]:
+    """Build the demo market and run its day; smaller sizes serve the tests."""
     started = time.perf_counter()
     rng = random.Random(seed)
     engine = fresh_demo_engine(url)
     if console:
         console.print(f"demo market in {engine.url.render_as_string(hide_password=True)}")
-    market = build_market(engine, rng)
+    market = build_market(engine, rng, buyers=buyers, products_per_seller=products_per_seller)
     setup_money(engine, rng, market)
+    carriers = contract_carriers(engine, carriers=carriers, orders=orders, seed=seed)
+    index = starting_index(engine)
     result = place_orders(engine, rng, market, orders, console)
+    routing = compare_with_baseline(index, requests_of(engine, result["order_ids"]), seed)
     money = pay_and_fulfil(engine, rng, result["checkout_ids"], console)
     summary: dict[str, Any] = {
         "database": engine.url.render_as_string(hide_password=True),
@@ -270,6 +295,8 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
         "buyers": len(market["buyers"]),
         **{k: v for k, v in result.items() if k not in ("order_ids", "checkout_ids")},
         **money,
+        "carriers": carriers,
+        "routing": routing,
         "units_reserved_per_location": units_per_location(engine),
     }
     summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -284,12 +311,22 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(
         f"orders placed: {summary['orders_placed']} in {summary['checkouts']} checkouts; "
         f"out-of-stock refusals: {summary['out_of_stock_refusals']}; "
+        f"no carrier: {summary.get('unroutable_refusals', 0)}; "
         f"cancelled: {summary['cancelled']}")
     table = Table("location", "kind", "on hand", "reserved", title="units reserved per location")
     for row in summary["units_reserved_per_location"]:
         table.add_row(f"{row['location_id']} {row['name']}", row["kind"], str(row["on_hand"]),
                       str(row["reserved"]))
     console.print(table)
+    if "routing" in summary:
+        routing = Table("policy", "cost per order", "on time", "split", "unfulfilled",
+                        title=f"routing the same orders over {summary['carriers']} carriers "
+                              "from the same starting stock")
+        for name, r in summary["routing"].items():
+            routing.add_row(name + (" (baseline)" if name == BASELINE else " (default)"),
+                            f"₩{r['cost_per_order']:,.0f}", f"{r['on_time_rate']:.1%}",
+                            f"{r['split_rate']:.1%}", f"{r['unfulfilled_rate']:.1%}")
+        console.print(routing)
     if "ledger_check" in summary:
         check = summary["ledger_check"]
         console.print(

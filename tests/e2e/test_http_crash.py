@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ from silkroute.bench.http import Server, seed_market, serve_command
 from silkroute.store import tables as t
 from silkroute.store.engine import make_engine
 
-CLIENTS = 4
+CLIENTS = 8
 KILL_AFTER_PAID = 24  # acknowledged orders before the crash
 
 
@@ -64,7 +65,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_order_and_strands_nothing(
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     log = tmp_path / "serve.log"
-    server = Server(url, log, workers=2).start()
+    server = Server(url, log, workers=1).start()
     try:
         market = seed_market(server.port, buyers=8, skus=4, units=1000)
         load = Load(server.base, market.buyers, market.skus)
@@ -75,6 +76,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_order_and_strands_nothing(
         for _ in range(KILL_AFTER_PAID):
             assert load.paid.acquire(timeout=max(0.1, deadline - time.monotonic())), \
                 server.log()
+        time.sleep(random.uniform(0, 0.2))  # land anywhere inside a request
     finally:
         server.kill()
     for th in load.threads:
@@ -84,7 +86,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_order_and_strands_nothing(
     assert [a for a in load.answers if a[3] >= 500] == []
 
     # then, started again on the same database, every acknowledged order is there and paid
-    server = Server(url, log, workers=2).start()
+    server = Server(url, log, workers=1).start()
     try:
         with httpx.Client(base_url=server.base, timeout=60) as http:
             for buyer, _key, body, _status, answer in acknowledged:
@@ -99,9 +101,10 @@ def test_sigkill_mid_load_loses_no_acknowledged_order_and_strands_nothing(
                     answer["items_amount"], answer["shipping_amount"])
                 assert [(ln["sku"], ln["quantity"]) for ln in shown["lines"]] == [
                     (body["sku"], 1)]
-            # and a client retrying its unanswered requests with the same key gets a clean
-            # answer: the order finished and paid exactly once, or never made
-            retried = _retry(server.base, market.buyers, load.uncertain)
+            # and a client retrying an unanswered request with the same key gets a clean
+            # answer: the order finished and paid exactly once, or made now (the other
+            # half are abandoned, for the reservation-expiry job)
+            retried = _retry(server.base, market.buyers, load.uncertain[::2])
         assert [r for r in retried if r[3] >= 500] == [], retried
     finally:
         server.stop()
@@ -110,10 +113,14 @@ def test_sigkill_mid_load_loses_no_acknowledged_order_and_strands_nothing(
     jobs = cli("jobs", "run", "--only", "reservations", "--reservation-minutes", "0",
                "--db", url, "--json")
     assert jobs.returncode == 0, jobs.stdout + jobs.stderr
-    json.loads(jobs.stdout)
-    paid_ids = {a[4]["order_id"] for a in acknowledged} | {
+    expired = json.loads(jobs.stdout)["reservations_expired"]
+    print(f"crash: {len(acknowledged)} acknowledged, {len(load.uncertain)} in flight, "
+          f"retried: {sorted((r[3], r[4].get('replayed', r[4].get('code'))) for r in retried)}, "
+          f"expired by the job: {expired}")
+    told = {a[4]["order_id"] for a in acknowledged} | {
         r[4]["order_id"] for r in retried if r[3] in (200, 201)}
-    _assert_consistent(url, paid_ids)
+    abandoned = len(load.uncertain) - len(retried)
+    _assert_consistent(url, told, abandoned)
     check = cli("ledger", "check", "--db", url)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -138,7 +145,7 @@ def _retry(base: str, buyers: list[tuple[int, str]],
     return out
 
 
-def _assert_consistent(url: str, paid_ids: set[int]) -> None:
+def _assert_consistent(url: str, told: set[int], abandoned: int) -> None:
     eng = make_engine(url)
     try:
         with eng.connect() as conn:
@@ -160,8 +167,10 @@ def _assert_consistent(url: str, paid_ids: set[int]) -> None:
         eng.dispose()
     assert states.get("reserved", 0) == 0, states
     assert stranded == 0
-    # exactly the orders some client was told about are paid: none lost, none invented
-    assert paid == paid_ids
+    # every order a client was told about is paid; the only others are abandoned requests
+    # that were paid just before the crash (at most one order each)
+    assert told <= paid
+    assert len(paid - told) <= abandoned
     # every reserved unit is held by a paid order, and the stock's count agrees
     assert {sku: r for sku, (_on, r) in stock.items() if r} == {
         sku: int(q) for sku, q in held.items()}

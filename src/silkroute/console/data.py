@@ -113,8 +113,8 @@ def promise(uow_factory: Any, buyer_id: int | None, sku_code: str) -> dict[str, 
             return {"source": "router", "date": plan.promised_date, "city": where,
                     "on_time": round(plan.on_time_probability * 100, 1),
                     "days": plan.promise_days}
-    near = min(haversine_km(float(address["latitude"]), float(address["longitude"]),
-                            c.latitude, c.longitude) for c in cands)
+    lat, lon = float(str(address["latitude"])), float(str(address["longitude"]))
+    near = min(haversine_km(lat, lon, c.latitude, c.longitude) for c in cands)
     days = 1 + int(near // ESTIMATE_KM_PER_DAY)
     return {"source": "estimate", "date": today + dt.timedelta(days=days), "city": where,
             "days": days}
@@ -125,7 +125,7 @@ def order_way(uow_factory: Any, view: OrderView) -> dict[str, Any]:
     """Where the parcels start (locations) and where they go (address or pickup point)."""
     with uow_factory() as uow:
         order = uow.repos.orders.get(view.id)
-        sources = []
+        sources: list[dict[str, Any]] = []
         for loc_id in sorted({a["location_id"] for a in view.allocations}):
             loc = uow.repos.locations.get(loc_id)
             if loc is not None:
@@ -139,8 +139,9 @@ def order_way(uow_factory: Any, view: OrderView) -> dict[str, Any]:
             addr = uow.repos.buyers.address(order.address_id)
             if addr is not None:
                 dest_name = addr.city or dest_name
-    dest = {"name": dest_name, "lat": float(order.latitude), "lon": float(order.longitude)}
-    km = [haversine_km(s["lat"], s["lon"], dest["lat"], dest["lon"]) for s in sources]
+    lat, lon = float(order.latitude), float(order.longitude)
+    dest: dict[str, Any] = {"name": dest_name, "lat": lat, "lon": lon}
+    km = [haversine_km(float(s["lat"]), float(s["lon"]), lat, lon) for s in sources]
     return {"sources": sources, "dest": dest, "km": round(max(km), 1) if km else None,
             "pickup": order.pickup_location_id is not None}
 

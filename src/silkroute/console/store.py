@@ -207,7 +207,8 @@ def cart_update(request: Request, *, csrf: Csrf = "", sku: Annotated[str, Form(m
 @page
 def cart_page(request: Request, added: str | None = None) -> Response:
     cart = _cart(request)
-    lines, by_seller = [], {}
+    lines: list[dict[str, Any]] = []
+    by_seller: dict[int, list[dict[str, Any]]] = {}
     for code, qty in cart.items():
         try:
             item = get_sku(uows(request)(), code)

@@ -59,9 +59,9 @@ def uows(request: Request) -> Callable[[], UnitOfWork]:
 
 def principal(request: Request) -> Principal | None:
     """The account of the session cookie (an API token), or None when signed out."""
-    cached = getattr(request.state, "principal", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
     token = request.cookies.get(SESSION_COOKIE)
     who: Principal | None = None
     if token:

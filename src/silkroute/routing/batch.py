@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -11,7 +12,11 @@ import numpy.typing as npt
 
 from silkroute.routing.batch_bound import Bound, lower_bound
 from silkroute.routing.batch_mip import solve_mip
-from silkroute.routing.batch_search import local_search, regret_construction
+from silkroute.routing.batch_search import (
+    local_search,
+    penalty_tabu_search,
+    regret_construction,
+)
 from silkroute.routing.gap import AllocationProblem
 
 IntArray = npt.NDArray[np.int64]
@@ -21,10 +26,15 @@ BoolArray = npt.NDArray[np.bool_]
 FULL_MIP_MAX_VARIABLES = 200_000
 #: seconds kept back from the time limit for bookkeeping
 SAFETY = 0.15
-#: share of the time after construction spent in the large neighbourhood search
-LNS_SHARE = 0.3
-#: share of the time after construction for the first, short exact attempt
-QUICK_SHARE = 0.1
+#: share of the time after construction for the first, short exact attempt (capped)
+QUICK_SHARE = 0.08
+QUICK_MAX_SECONDS = float(os.environ.get("SR_QUICK", "0.8"))
+#: share of the remaining time for the penalised tabu search (it stops earlier on stalling)
+TABU_SHARE = float(os.environ.get("SR_TABU", "0.15"))
+TABU_STALL = 3000
+HEURISTIC_EFFORT = float(os.environ.get("SR_HEUR", "0.05"))
+#: share of the remaining time spent in the large neighbourhood search
+LNS_SHARE = float(os.environ.get("SR_LNS", "0.15"))
 
 
 @dataclass
@@ -78,6 +88,9 @@ def _trivially_infeasible(problem: AllocationProblem) -> str | None:
     return None
 
 
+TRACE: list[tuple[str, float, float, float]] = []
+
+
 class _Search:
     """Incumbent bookkeeping shared by the phases of `solve`."""
 
@@ -90,6 +103,10 @@ class _Search:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def note(self, phase: str) -> None:
+        TRACE.append((phase, round(time.monotonic() - self.deadline, 2), self.best_cost,
+                      self.bound))
 
     def offer(self, assignment: IntArray | None) -> bool:
         if assignment is None or not self.problem.is_feasible(assignment):
@@ -246,28 +263,40 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
         polish_until = min(deadline, time.monotonic() + 0.1 * time_limit)
         search.offer(local_search(problem, built, polish_until))
 
+    search.note('construct')
     # a short exact attempt: small or easy models are closed here
     if search.best is not None and not search.closed() and search.remaining() > 0.1:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
-            out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                            QUICK_SHARE * search.remaining(), start=search.best, seed=seed)
+            quick = min(QUICK_MAX_SECONDS, QUICK_SHARE * search.remaining())
+            out = solve_mip(problem.cost, problem.weight, problem.capacity, mask, quick,
+                            start=search.best, seed=seed)
             search.offer(out.assignment)
             if out.status in ("optimal", "infeasible"):
                 search.bound = max(search.bound, float(search.best_cost))
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
-    # large neighbourhood search on small pieces, then the exact model from the best start
+    search.note('quick')
+    # penalised tabu search, then large neighbourhood search on small pieces
+    if search.best is not None and not search.closed():
+        tabu_until = time.monotonic() + TABU_SHARE * search.remaining()
+        target = float(math.ceil(search.bound - 1e-6))
+        search.offer(penalty_tabu_search(problem, search.best, tabu_until, rng,
+                                         stall_limit=TABU_STALL, target=target))
+    search.note('tabu')
     if search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
              lns_until)
+    search.note('lns')
+    # the rest of the time: the exact model, reduced by the best incumbent, from that start
     if not search.closed() and search.remaining() > 0.05:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                            search.remaining(), start=search.best, seed=seed)
+                            search.remaining(), start=search.best, seed=seed,
+                            heuristic_effort=HEURISTIC_EFFORT)
             had = search.best is not None
             search.offer(out.assignment)
             if out.status == "optimal":
@@ -279,6 +308,7 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
                 search.bound = max(search.bound, float(search.best_cost))
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
+    search.note("mip")
     if search.best is None:
         return result(search, "unknown", "no feasible assignment found within the time limit",
                       bound.method)

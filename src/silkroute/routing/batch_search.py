@@ -106,3 +106,141 @@ def local_search(
         load[aq] += weight[aq, p] - weight[aq, q]
         a[p], a[q] = aq, ap
     return a
+
+
+def penalty_tabu_search(
+    problem: AllocationProblem,
+    start: IntArray,
+    deadline: float,
+    rng: np.random.Generator,
+    stall_limit: int = 4000,
+    target: float = -np.inf,
+    stats: dict[str, float] | None = None,
+) -> IntArray:
+    """Tabu search over shift and swap moves in which capacity excess is allowed but paid for
+    with a weight per agent that adapts (raised while the agent is over capacity, lowered while
+    it is not), in the style of Yagiura, Ibaraki and Glover. Every move is evaluated at once
+    with numpy over the agent × job (shift) and job × job (swap) matrices. Returns the best
+    feasible assignment met (the start if none is better). Stops at the deadline, after
+    `stall_limit` moves without a new best, or on reaching `target`."""
+    m, n = problem.agents, problem.jobs
+    big = 1e15
+    c = np.where(problem.allowed, problem.cost, big).astype(np.float64)
+    w = np.where(problem.allowed, problem.weight, 0).astype(np.float64)
+    cap = problem.capacity.astype(np.float64)
+    cols = np.arange(n)
+    a = start.astype(np.int64).copy()
+    load = np.bincount(a, weights=w[a, cols], minlength=m)
+    best = a.copy()
+    best_cost = float(c[a, cols].sum())
+    if m < 2:
+        return best
+    # penalty per unit of excess: about the cost spread per unit of weight
+    spread = float(np.median(np.ptp(np.where(problem.allowed, problem.cost, 0), axis=0)))
+    base = max(1.0, spread) / max(1.0, float(np.mean(w[problem.allowed])))
+    alpha = np.full(m, base)
+    lo_alpha, hi_alpha = base * 1e-3, base * 1e3
+    tabu = np.zeros((m, n), dtype=np.int64)  # tabu[i, j]: job j may not go to i before then
+    tenure_lo = max(3, n // 20)
+    tenure_hi = tenure_lo + max(3, n // 10)
+    do_swap = True
+    swap_rows = min(n, 24)
+    forbidden_shift = ~problem.allowed
+    it = 0
+    since_best = 0
+    check_every = 16
+    while True:
+        it += 1
+        if it % check_every == 0 and time.monotonic() >= deadline:
+            break
+        if since_best >= stall_limit or best_cost <= target:
+            break
+        over = np.maximum(load - cap, 0.0)
+        total_over = float(over.sum())
+        cur = c[a, cols]
+        own_w = w[a, cols]
+        # shift: job j from a[j] to agent i
+        out_over = np.maximum(load[a] - own_w - cap[a], 0.0)  # excess left at a[j]
+        in_over = np.maximum(load[:, None] + w - cap[:, None], 0.0)  # excess at i with j
+        d_over_in = in_over - over[:, None]
+        d_over_out = out_over - over[a]
+        shift = (c - cur[None, :]) + alpha[:, None] * d_over_in + (alpha[a] * d_over_out)[None, :]
+        new_over = total_over + d_over_in + d_over_out[None, :]
+        cost_now = float(cur.sum())
+        new_cost_shift = cost_now + (c - cur[None, :])
+        aspire = (new_over <= 0.0) & (new_cost_shift < best_cost - 0.5)
+        blocked = (tabu > it) & ~aspire
+        blocked |= forbidden_shift
+        blocked[a, cols] = True
+        shift = np.where(blocked, np.inf, shift)
+        k = int(np.argmin(shift))
+        best_move = float(shift.flat[k])
+        move: tuple[int, int, int] | None = None  # (kind, x, y)
+        if np.isfinite(best_move):
+            move = (0, k // n, k % n)
+        if do_swap:
+            # rows: jobs on agents over capacity plus a random sample; columns: every job
+            hot = np.flatnonzero(over[a] > 0)
+            if hot.size > swap_rows:
+                hot = np.roll(hot, int(rng.integers(hot.size)))[:swap_rows]
+            rows = np.concatenate([hot, rng.integers(0, n, size=swap_rows)])
+            ar = a[rows]
+            ca_r = c[ar]  # ca_r[x, y]: cost of job y at the agent of job rows[x]
+            wa_r = w[ar]
+            ca_t = c[:, rows][a]  # ca_t[y, x]: cost of job rows[x] at the agent of job y
+            wa_t = w[:, rows][a]
+            # job r goes to a[y] and job y goes to a[r]
+            lo_r = load[ar] - own_w[rows]
+            p_r = np.maximum(lo_r[:, None] + wa_r - cap[ar][:, None], 0.0) - over[ar][:, None]
+            lo_y = load[a] - own_w
+            p_y = np.maximum(lo_y[:, None] + wa_t - cap[a][:, None], 0.0) - over[a][:, None]
+            dc = ca_r + ca_t.T - cur[rows][:, None] - cur[None, :]
+            swap = dc + alpha[ar][:, None] * p_r + (alpha[a][:, None] * p_y).T
+            s_over = total_over + p_r + p_y.T
+            s_aspire = (s_over <= 0.0) & (cost_now + dc < best_cost - 0.5)
+            # tabu: job r may not go to a[y], job y may not go to a[r]
+            t_r = tabu[:, rows][a].T  # t_r[x, y] = tabu[a[y], rows[x]]
+            t_y = tabu[ar]  # t_y[x, y] = tabu[a[rows[x]], y]
+            s_block = (ar[:, None] == a[None, :]) | (((t_r > it) | (t_y > it)) & ~s_aspire)
+            swap = np.where(s_block, np.inf, swap)
+            k2 = int(np.argmin(swap))
+            v2 = float(swap.flat[k2])
+            if v2 < best_move:
+                best_move = v2
+                move = (1, int(rows[k2 // n]), k2 % n)
+        if move is None:
+            tabu[:] = 0
+            continue
+        kind, x, y = move
+        if kind == 0:
+            i, j = x, y
+            old = int(a[j])
+            load[old] -= w[old, j]
+            load[i] += w[i, j]
+            a[j] = i
+            tabu[old, j] = it + int(rng.integers(tenure_lo, tenure_hi + 1))
+        else:
+            j, q = x, y
+            p_agent, q_agent = int(a[j]), int(a[q])
+            load[p_agent] += w[p_agent, q] - w[p_agent, j]
+            load[q_agent] += w[q_agent, j] - w[q_agent, q]
+            a[j], a[q] = q_agent, p_agent
+            t = it + int(rng.integers(tenure_lo, tenure_hi + 1))
+            tabu[p_agent, j] = t
+            tabu[q_agent, q] = t
+        over = np.maximum(load - cap, 0.0)
+        since_best += 1
+        if not over.any():
+            if stats is not None:
+                stats["feasible"] = stats.get("feasible", 0) + 1
+            cost = float(c[a, cols].sum())
+            if cost < best_cost - 0.5:
+                best, best_cost, since_best = a.copy(), cost, 0
+            alpha = np.maximum(alpha * 0.98, lo_alpha)
+        else:
+            alpha = np.where(over > 0, np.minimum(alpha * 1.06, hi_alpha),
+                             np.maximum(alpha * 0.98, lo_alpha))
+    if stats is not None:
+        stats["iterations"] = it
+        stats["best_cost"] = best_cost
+    return best

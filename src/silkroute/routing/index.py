@@ -6,6 +6,7 @@ import bisect
 import resource
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,31 +24,32 @@ from silkroute.domain.network import LocationKind
 
 TIERS: tuple[CarrierTier, ...] = tuple(CarrierTier)
 KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
-# Hour buckets (start hours): a carrier table is ranked for the start of its bucket, which
-# is a lower bound for any later hour of the bucket (cut-offs only pass as the day goes on).
-HOUR_BUCKETS: tuple[float, ...] = (0.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0)
-CLOSED = len(HOUR_BUCKETS)  # the bucket of a location that has closed: all ship tomorrow
-# Reference parcel weights (g). A carrier's cost is linear in the weight, so the cheapest
-# carrier at a weight between two references costs at least the interpolation of the
-# cheapest at those references.
-W_REFS: tuple[float, ...] = (0.0, 1_000.0, 2_500.0, 6_000.0, 15_000.0, 30_000.0)
-TABLE_K = 6  # carriers kept per reference weight
-# A table: the carriers that are among the TABLE_K cheapest at some reference weight; per
-# reference weight the cost of the cheapest carrier of the route, and of the cheapest one
-# left out of the table (inf when none was). Costs are fee + penalty x P(late) at the start
-# of the table's hour bucket, without handling or scarcity.
-Table = tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]
+# A route: the carriers serving an origin zone, a destination zone and a distance band that
+# no other carrier of the route beats on every count (fee, fee per kg, P(on time) on every
+# day, cut-off, max weight), sorted by fee; and, per position, the least fee per gram and the
+# best P(delivered within d days), d = 0, 1, 2, of the carriers from that position on, so a
+# scan can stop as soon as no later carrier can be cheaper.
+Route = tuple[tuple[int, ...], Any, Any, tuple[Any, ...]]
+EAGER_ROUTES = 60_000  # build every route with the index when there are at most this many
+# Probe scenarios of the dominance filter: per row, weight (kg) and penalty x P(late) on
+# days 0, 1, 2 (same-day, next-day and two-day promises; standard and member penalties).
+_PROBE_W = np.array([[w] for w in (0.0, 1.0, 5.0, 20.0) for _ in range(6)])
+_PROBE_P = np.array([[pen if d == j else 0.0 for j in range(3)]
+                     for _ in range(4) for pen in (2_500.0, 5_000.0) for d in range(3)])
 
 
-def interpolate(values: tuple[float, ...], weight_g: float) -> float:
-    """The lower bound at `weight_g` from bounds at the reference weights."""
-    if weight_g >= W_REFS[-1]:
-        return values[-1]
-    i = 0 if weight_g < 1_000.0 else 1 if weight_g < 2_500.0 else 2 if weight_g < 6_000.0 \
-        else 3 if weight_g < 15_000.0 else 4
-    lo, hi = W_REFS[i], W_REFS[i + 1]
-    lam = (weight_g - lo) / (hi - lo)
-    return values[i] * (1.0 - lam) + values[i + 1] * lam
+def _dominated(by: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Rows of `x` that some row of `by` dominates (<= everywhere, < somewhere)."""
+    if len(x) <= 256:
+        return ((by[:, None, :] <= x[None, :, :]).all(axis=2)
+                & (by[:, None, :] < x[None, :, :]).any(axis=2)).any(axis=0)
+    out = np.zeros(len(x), dtype=bool)
+    for lo in range(0, len(x), 256):  # blocks bound the memory of the comparison
+        blk = x[lo:lo + 256]
+        le = (by[:, None, :] <= blk[None, :, :]).all(axis=2)
+        lt = (by[:, None, :] < blk[None, :, :]).any(axis=2)
+        out[lo:lo + 256] = (le & lt).any(axis=0)
+    return out
 
 
 class Hot:
@@ -57,7 +59,7 @@ class Hot:
     __slots__ = ("loc_zone", "loc_handling", "loc_closes", "loc_cap_inv", "loc_ids",
                  "car_ids", "car_cap_inv", "band_rows", "sku_loc", "sku_ptr", "sku_entry",
                  "next_day", "car_fee", "car_perkg", "car_cdf",
-                 "car_cutoff", "zone_ptr", "car_b", "car_maxw")
+                 "car_cutoff", "zone_ptr", "car_b", "car_maxw", "car_ints", "zone_min_fee")
 
     def __init__(self, ix: NetworkIndex) -> None:
         self.loc_zone: list[int] = ix.loc_zone.tolist()
@@ -81,6 +83,8 @@ class Hot:
         self.car_cutoff: list[float] = ix.car_cutoff.tolist()
         self.car_b: list[float] = (ix.car_perkg / 1000.0).tolist()  # fee per gram
         self.car_maxw: list[float] = ix.car_maxw.tolist()
+        self.car_ints: list[int] = list(range(ix.n_carriers))  # shared int objects
+        self.zone_min_fee: list[float] = ix.zone_min_fee.tolist()
         self.zone_ptr: list[int] = ix.zone_ptr.tolist()
 
 
@@ -162,9 +166,7 @@ class NetworkIndex:
         default_factory=dict, repr=False)
     _cut: list[float] = field(default_factory=list, repr=False)
     _hot: list[Hot] = field(default_factory=list, repr=False)
-    # (penalty, promise) -> table key -> carrier table
-    _tables: dict[tuple[float, int], dict[int, Table]] = field(default_factory=dict,
-                                                              repr=False)
+    _routes: dict[int, Route] = field(default_factory=dict, repr=False)
     _scen: dict[tuple[float, int], tuple[list[list[float]], list[list[float]]]] = field(
         default_factory=dict, repr=False)
 
@@ -243,14 +245,6 @@ class NetworkIndex:
             got.append(Hot(self))
         return got[0]
 
-    def tables(self, penalty: float, promise: int) -> dict[int, Table]:
-        """The cache of ranked carrier tables for one (penalty, promise) scenario."""
-        key = (penalty, promise)
-        got = self._tables.get(key)
-        if got is None:
-            got = self._tables[key] = {}
-        return got
-
     def scenario(self, penalty: float, promise: int
                  ) -> tuple[list[list[float]], list[list[float]]]:
         """Per band, per carrier: fee + penalty x P(late) when picked up today, and when
@@ -270,14 +264,18 @@ class NetworkIndex:
             got = self._scen[key] = (today, tomorrow)
         return got
 
-    def carrier_table(self, zone_from: int, zone_to: int, band: int, penalty: float,
-                      promise: int, bucket: int, car_left: np.ndarray | None = None,
-                      k: int = TABLE_K) -> Table:
-        """The carriers of a route (serving both zones, offering `band`; with capacity left
-        in `car_left` if given) that are among the `k` cheapest at some reference weight,
-        for an order placed at the start of hour `bucket` (CLOSED: the location has closed,
-        every carrier picks up tomorrow), with per reference weight the cheapest cost of the
-        route and of the carriers left out. See `Table`."""
+    def route(self, zone_from: int, zone_to: int, band: int) -> Route:
+        """The route's non-dominated carriers and scan bounds (built with the index)."""
+        key = (zone_from * self.n_zones + zone_to) * 4 + band
+        got = self._routes.get(key)
+        if got is None:
+            got = self._routes[key] = self.build_route(zone_from, zone_to, band)
+        return got
+
+    def build_route(self, zone_from: int, zone_to: int, band: int,
+                    car_left: np.ndarray | None = None, dominance: bool = True) -> Route:
+        """See `Route`; carriers without capacity in `car_left` (if given) are left out, and
+        with `dominance=False` dominated carriers are kept too."""
         cids = self.pair_carriers(zone_from, zone_to)
         if car_left is not None:
             cids = cids[car_left[cids] > 0]
@@ -285,33 +283,42 @@ class NetworkIndex:
         ok = np.isfinite(fee)
         if not ok.all():
             cids, fee = cids[ok], fee[ok]
-        nref = len(W_REFS)
-        if not len(cids):
-            return (), (float("inf"),) * nref, (float("inf"),) * nref
-        dmax = self.car_cdf.shape[2] - 1
-        cdf = self.car_cdf[cids, band]
-        if bucket >= CLOSED:
-            p = cdf[:, min(promise - 1, dmax)] if promise >= 1 else np.zeros(len(cids))
-        else:
-            days = promise - (HOUR_BUCKETS[bucket] >= self.car_cutoff[cids]).astype(np.intp)
-            p = np.where(days >= 0, cdf[np.arange(len(cids)), np.clip(days, 0, dmax)], 0.0)
-        a = fee + penalty * (1.0 - p)
-        cost = a[None, :] + np.array(W_REFS)[:, None] * (self.car_perkg[cids] / 1000.0)
-        # max weight: a carrier cannot take parcels above it
-        cost = np.where(self.car_maxw[cids][None, :] >= np.array(W_REFS)[:, None], cost,
-                        np.inf)
-        mins = cost.min(axis=1)
-        if len(cids) > k:
-            keep = np.zeros(len(cids), dtype=bool)
-            keep[np.argpartition(cost, k - 1, axis=1)[:, :k].ravel()] = True
-            rest = cost[:, ~keep]
-            tails = rest.min(axis=1) if rest.shape[1] else np.full(nref, np.inf)
-            sel = np.flatnonzero(keep)
-        else:
-            sel = np.arange(len(cids))
-            tails = np.full(nref, np.inf)
-        sel = sel[np.argsort(cost[1, sel], kind="stable")]
-        return tuple(cids[sel].tolist()), tuple(mins.tolist()), tuple(tails.tolist())
+        if len(cids) > 1 and dominance:
+            x = np.column_stack((fee, self.car_perkg[cids], -self.car_cdf[cids, band],
+                                 -self.car_cutoff[cids], -self.car_maxw[cids]))
+            # First drop what the cheapest carriers of a few typical scenarios dominate,
+            # then compare the rest pairwise.
+            if len(cids) > 64:
+                probes = np.unique(np.argmin(_PROBE_W @ x[:, 1:2].T + x[:, 0][None, :]
+                                             + _PROBE_P @ (1.0 + x[:, 2:5]).T, axis=1))
+                keep = ~_dominated(x[probes], x)
+                keep[probes] = True
+                cids, fee, x = cids[keep], fee[keep], x[keep]
+            keep = ~_dominated(x, x)
+            cids, fee = cids[keep], fee[keep]
+        order = np.argsort(fee, kind="stable")
+        cids, fee = cids[order], fee[order]
+        b = self.car_perkg[cids] / 1000.0
+        bsuf = np.minimum.accumulate(b[::-1])[::-1]
+        psuf = np.maximum.accumulate(self.car_cdf[cids, band, :3][::-1], axis=0)[::-1]
+        return (tuple(self.hot().car_ints[c] for c in cids.tolist()), array("d", fee.tolist()),
+                array("d", bsuf.tolist()), tuple(array("d", psuf[:, d].tolist())
+                                                 for d in range(psuf.shape[1])))
+
+    def build_routes(self) -> int:
+        """Build every route some location can ship on, unless there are too many (then
+        they are built on first use). Returns how many were built."""
+        nz = self.n_zones
+        keys = np.unique((self.loc_zone[:, None] * nz + np.arange(nz)[None, :]) * 4
+                         + self.loc_band.astype(np.int64))
+        if len(keys) > EAGER_ROUTES:
+            return 0
+        for k in keys.tolist():
+            pair, band = divmod(k, 4)
+            zf, zt = divmod(pair, nz)
+            self.route(zf, zt, band)
+            self._pairs.pop(pair, None)
+        return len(keys)
 
     def _cutoff_levels(self) -> list[float]:
         levels = self._cut
@@ -340,7 +347,6 @@ class NetworkIndex:
         state["_cut"] = []
         state["_lists"] = {}
         state["_hot"] = []
-        state["_tables"] = {}
         state["_scen"] = {}
         return state
 
@@ -466,5 +472,6 @@ def build_index(net: NetworkSnapshot) -> NetworkIndex:
         sku_ptr=sku_ptr, sku_loc=sku_loc, stock0=stock0,
     )
     idx.hot()  # the router's plain-Python views are part of the build
+    idx.build_routes()
     idx.build_seconds = time.perf_counter() - t0
     return idx

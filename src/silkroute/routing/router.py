@@ -13,7 +13,7 @@ import numpy as np
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
-from silkroute.routing.index import CLOSED, HOUR_BUCKETS, NetworkIndex, Table, interpolate
+from silkroute.routing.index import NetworkIndex, Route
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
@@ -21,6 +21,10 @@ NO_CARRIER = "no_carrier"
 CAPACITY_EXHAUSTED = "capacity_exhausted"
 N_ALTERNATIVES = 3
 _INF = float("inf")
+
+
+def _ONES(n: int) -> list[float]:
+    return [1.0] * n
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,16 +165,17 @@ def stock_sources(ctx: OrderContext, index: NetworkIndex, cap: CapacityState) ->
 class _Pricer:
     """Prices parcels of one order: per location, the best two carriers by the cost model.
 
-    Carriers come from the index's tables (per origin zone, destination zone, band and hour
-    bucket: the few carriers that are among the cheapest at some reference weight, and lower
-    bounds of the route's cheapest carrier and of the ones left out). A location costs a
-    scan of a dozen carriers; when capacity has run out so far that a carrier left out of
-    the table might win, the route is priced exactly. Scarcity prices and (non-negative)
-    shadow prices only add to the costs, so the bounds stay valid."""
+    A location's carriers are its route's (see `index.Route`): the non-dominated carriers
+    serving its zone and the destination in its distance band, built with the index, sorted
+    by fee with bounds that stop the scan at the first carrier from which on none can beat
+    what the scan has (or the caller's threshold). When a carrier of the route has run out
+    of capacity the route is rebuilt without it for this capacity state, so the carriers it
+    dominated come back. Scarcity and shadow prices are added to the exact costs (with
+    shadow prices, dominated carriers are kept, since a price can make them cheaper)."""
 
-    __slots__ = ("index", "hot", "ctx", "zone", "hour", "tables", "refreshed", "bucket",
-                 "car_left", "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "a_today", "a_tom")
+    __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
+                 "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
+                 "penalty", "n_zones", "a_today", "a_tom", "d_best")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -182,30 +187,34 @@ class _Pricer:
         self.n_zones = len(self.hot.next_day)
         self.promise = ctx.promise
         self.penalty = ctx.penalty
-        self.tables = index.tables(ctx.penalty, ctx.promise)
         self.a_today, self.a_tom = index.scenario(ctx.penalty, ctx.promise)
-        # Tables rebuilt without the carriers this capacity state has used up.
-        self.refreshed = _refreshed(cap, ctx.penalty, ctx.promise)
-        self.bucket = bisect.bisect_right(HOUR_BUCKETS, ctx.hour) - 1
+        # best case days in transit (picked up today); beyond 2 days the bound is P <= 1
+        self.d_best = ctx.promise if 0 <= ctx.promise <= 2 else -1
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.price = ctx.scarcity
         self.opp_car = opp.carrier if opp is not None and opp.active else None
         self.opp_stock = opp.stock if opp is not None and opp.active else None
+        # Routes rebuilt for this capacity state (carriers used up), or without dominance.
+        self.refreshed = cap.tables.setdefault((0.0, 0 if self.opp_car is None else 1), {})
+        self.routes = index._routes
 
-    def rows(self, lp: int) -> tuple[Table, int]:
-        """The carrier table for parcels from location `lp`, and its key."""
+    def route(self, lp: int) -> tuple[Route, int]:
+        """The route for parcels from location `lp`, and its key."""
         hot = self.hot
         zone = self.zone
+        zf = hot.loc_zone[lp]
         band = hot.band_rows[lp][zone]
-        bucket = self.bucket if self.hour < hot.loc_closes[lp] else CLOSED
-        key = ((hot.loc_zone[lp] * self.n_zones + zone) * 4 + band) * 8 + bucket
+        key = (zf * self.n_zones + zone) * 4 + band
         got = self.refreshed.get(key) if self.refreshed else None
         if got is None:
-            got = self.tables.get(key)
-            if got is None:
-                got = self.tables[key] = self.index.carrier_table(
-                    hot.loc_zone[lp], zone, band, self.penalty, self.promise, bucket)
+            if self.opp_car is not None:
+                got = self.refreshed[key] = self.index.build_route(
+                    zf, zone, band, self.car_np, dominance=False)
+            else:
+                got = self.routes.get(key)
+                if got is None:
+                    got = self.index.route(zf, zone, band)
         return got, key
 
     def loc_base(self, lp: int) -> float:
@@ -218,7 +227,20 @@ class _Pricer:
              ) -> tuple[float, int, float, int]:
         """(total, carrier) of the best and second-best carrier of a parcel of `weight`
         from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms."""
-        (cars, _mins, tails), key = self.rows(lp)
+        got = self._scan(lp, weight, base, thr)
+        if got[4]:
+            # carriers of the route have run out of capacity: rebuild it without them
+            hot = self.hot
+            zf = hot.loc_zone[lp]
+            band = hot.band_rows[lp][self.zone]
+            self.refreshed[got[5]] = self.index.build_route(
+                zf, self.zone, band, self.car_np, dominance=self.opp_car is None)
+            got = self._scan(lp, weight, base, thr)
+        return got[0], got[1], got[2], got[3]
+
+    def _scan(self, lp: int, weight: float, base: float, thr: float
+              ) -> tuple[float, int, float, int, bool, int]:
+        (cars, fees, bsuf, psuf), key = self.route(lp)
         hot = self.hot
         band = hot.band_rows[lp][self.zone]
         a_today = self.a_today[band]
@@ -227,80 +249,51 @@ class _Pricer:
         per_g = hot.car_b
         maxw = hot.car_maxw
         hour = self.hour if self.hour < hot.loc_closes[lp] else _INF
+        pen = self.penalty
+        d = self.d_best if hour < _INF else self.d_best - 1  # closed: picked up tomorrow
+        pbest = psuf[d] if d >= 0 else _ONES(len(cars))
         t1 = t2 = _INF
         c1 = c2 = -1
+        lim = thr - base
         left_of = self.car_left
         inv = hot.car_cap_inv
         price = self.price
         opp = self.opp_car
-        skipped = 0
-        for c in cars:
+        skipped = False
+        for c, fee, bs, ps in zip(cars, fees, bsuf, pbest, strict=False):
+            if fee + bs * weight + pen * (1.0 - ps) >= lim:
+                break
             left = left_of[c]
             if left <= 0:
-                skipped += 1
+                skipped = True
                 continue
             if weight > maxw[c]:
                 continue
             u = 1.0 - left * inv[c]
             u *= u
             t = (a_today[c] if hour < cutoff[c] else a_tom[c]) + per_g[c] * weight \
-                + price * u * u + base
+                + price * u * u
             if opp is not None:
                 t += float(opp[c])
-            if t < t2:
+            if t < lim:
+                t += base
                 if t < t1:
                     t2, c2, t1, c1 = t1, c1, t, c
                 else:
                     t2, c2 = t, c
-        if tails[0] < _INF and interpolate(tails, weight) + base < min(t1, thr):
-            # A carrier left out of the table might do better (those in it ran out of
-            # capacity): price the whole route exactly.
-            return self._exact(lp, weight, base, thr, key, skipped)
-        if t1 >= thr:
-            return _INF, -1, _INF, -1
-        return t1, c1, t2, c2
-
-    def _exact(self, lp: int, weight: float, base: float, thr: float, key: int,
-               skipped: int) -> tuple[float, int, float, int]:
-        hot = self.hot
-        ix = self.index
-        zone = self.zone
-        band = hot.band_rows[lp][zone]
-        bucket = self.bucket if self.hour < hot.loc_closes[lp] else CLOSED
-        if skipped:
-            # Carriers of this route have run out of capacity: rebuild its table without
-            # them, for this capacity state.
-            self.refreshed[key] = ix.carrier_table(hot.loc_zone[lp], zone, band, self.penalty,
-                                                   self.promise, bucket, self.car_np)
-        cids = ix.pair_carriers(hot.loc_zone[lp], zone)
-        left = self.car_np[cids]
-        fee = ix.car_fee[cids, band]
-        ok = (left > 0) & np.isfinite(fee) & (ix.car_maxw[cids] >= weight)
-        if not ok.any():
-            return _INF, -1, _INF, -1
-        cids, left, fee = cids[ok], left[ok], fee[ok]
-        closes = hot.loc_closes[lp]
-        days = self.promise - ((self.hour >= ix.car_cutoff[cids]) | (self.hour >= closes)
-                               ).astype(np.intp)
-        dmax = ix.car_cdf.shape[2] - 1
-        p = np.where(days >= 0, ix.car_cdf[cids, band, np.clip(days, 0, dmax)], 0.0)
-        u = (1.0 - left / np.maximum(ix.car_capacity[cids], 1)) ** 4
-        t = fee + ix.car_perkg[cids] * (weight / 1000.0) + self.penalty * (1.0 - p) \
-            + self.price * u + base
-        if self.opp_car is not None:
-            t = t + self.opp_car[cids]
-        order = np.argsort(t, kind="stable")[:2].tolist()
-        out: list[float | int] = []
-        for j in order:
-            out += [float(t[j]), int(cids[j])] if t[j] < thr else [_INF, -1]
-        while len(out) < 4:
-            out += [_INF, -1]
-        return float(out[0]), int(out[1]), float(out[2]), int(out[3])
+                lim = min(thr, t2) - base
+        return t1, c1, t2, c2, skipped, key
 
     def lower_bound(self, lp: int, weight: float) -> float:
         """A lower bound of any parcel of at least `weight` from `lp` (ignoring capacity)."""
-        mins = self.rows(lp)[0][1]
-        return interpolate(mins, weight) + self.loc_base(lp)
+        cars, fees, bsuf, psuf = self.route(lp)[0]
+        if not cars:
+            return _INF
+        lb = fees[0] + bsuf[0] * weight
+        d = self.d_best if self.hour < self.hot.loc_closes[lp] else self.d_best - 1
+        if d >= 0:
+            lb += self.penalty * (1.0 - psuf[d][0])
+        return lb + self.loc_base(lp)
 
     def parcel(self, lp: int, car: int | None, line_idx: Sequence[int], qtys: Sequence[int],
                extra: float) -> Parcel:
@@ -334,13 +327,6 @@ class _Pricer:
                       ctx.promised or ctx.day + dt.timedelta(days=ctx.promise), p, weight,
                       lp, car,
                       tuple((lines[i][0], q) for i, q in zip(line_idx, qtys, strict=True)))
-
-
-def _refreshed(cap: CapacityState, penalty: float, promise: int) -> dict[int, Any]:
-    got = cap.tables.get((penalty, promise))
-    if got is None:
-        got = cap.tables[(penalty, promise)] = {}
-    return got
 
 
 def _make_parcel(index: NetworkIndex, ctx: OrderContext, loc: int, car: int | None,
@@ -450,7 +436,19 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
     if common:
         best_plan = _best_single(pr, ctx, model, common, all_idx, all_q, total_w, alts)
 
-    # Splitting: only when nothing ships whole, or a split could beat the best single plan.
+    # Splitting: only when nothing ships whole, or a split could beat the best single plan:
+    # two parcels cost at least the penalty plus twice the cheapest handling of a location
+    # holding a line and the cheapest fee of any carrier into the zone.
+    if best_plan is not None and n >= 2:
+        h_min = _INF
+        handling = pr.hot.loc_handling
+        for locs, _av, _e in src:
+            for lp in locs:
+                if handling[lp] < h_min:
+                    h_min = handling[lp]
+        fee_min = 0.0 if ctx.pickup is not None else pr.hot.zone_min_fee[ctx.zone]
+        if model.split_penalty + 2.0 * (h_min + fee_min) >= best_plan.cost.total:
+            n = 1  # no split can be cheaper
     if best_plan is None or n >= 2:
         split = _split_plan(pr, model, ctx, cap, src,
                             best_plan.cost.total if best_plan is not None else _INF)
@@ -485,12 +483,11 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
     for lp, sopp in common.items():
         if lp == collect:
             continue
-        cars, mins, _tails = pr.rows(lp)[0]
-        if cars:
-            base = pr.loc_base(lp) + sopp
-            cands.append((interpolate(mins, total_w) + base, lp, base))
+        lb = pr.lower_bound(lp, total_w)  # includes the location's handling and scarcity
+        if lb < _INF:
+            cands.append((lb + sopp, lp, pr.loc_base(lp) + sopp))
     cands.sort()
-    keep = N_ALTERNATIVES + 1
+    keep = 2  # the best and the next location are priced exactly; others when on the way
     found: list[tuple[float, int, int, float, int]] = []  # (total, loc, car, total2, car2)
     tops: list[float] = []  # the best `keep` totals so far, ascending
     thr = _INF

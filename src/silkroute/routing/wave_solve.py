@@ -335,7 +335,7 @@ def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
 def solve_wave(
     problem: WaveProblem, runner: Runner | None = None, *, time_limit: float = 240.0,
     target_gap: float = 0.5, max_iterations: int = 600, primal_every: int = 40,
-    scaled: bool = True, patience: int = 15,
+    scaled: bool = False, patience: int = 15, method: str = "rprop",
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> WavePlan:
     """Lagrangian relaxation of every carrier and location capacity (subgradient steps,
@@ -362,7 +362,11 @@ def solve_wave(
     # scaled subgradient: a resource moves by its excess relative to its capacity
     w_car = 1.0 / np.maximum(problem.car_cap, 1) if scaled else np.ones(n_car)
     w_loc = 1.0 / np.maximum(problem.loc_cap, 1) if scaled else np.ones(n_loc)
-    scale = max(1.0, float(np.nanmedian(problem.cost[:, 0])) if problem.n else 1.0)
+    scale = max(1.0, float(np.median(problem.cost[:, 0])) if problem.n else 1.0)
+    eta_car = np.full(n_car, 0.01 * scale)
+    eta_loc = np.full(n_loc, 0.01 * scale)
+    prev_car = np.zeros(n_car)
+    prev_loc = np.zeros(n_loc)
     while True:
         if it % primal_every == 0 or it == max_iterations:
             x, ok = _primal(problem, runner, blocks_rows, best_lam if it else lam,
@@ -402,15 +406,29 @@ def solve_wave(
         g_loc = (loc_load - problem.loc_cap).astype(np.float64)
         g_car = np.where((lam <= 0) & (g_car < 0), 0.0, g_car)
         g_loc = np.where((mu <= 0) & (g_loc < 0), 0.0, g_loc)
-        d_car = g_car * w_car + 0.3 * d_car
-        d_loc = g_loc * w_loc + 0.3 * d_loc
-        norm = float(g_car @ d_car + g_loc @ d_loc)
-        if norm <= 0:
+        if not g_car.any() and not g_loc.any():
             break  # the priced choice is feasible: the bound is tight for it
-        target = best_cost if math.isfinite(best_cost) else lb + 0.05 * scale * problem.n
-        step = theta * max(target - lb, 1e-3 * scale) / norm
-        lam = np.maximum(0.0, lam + step * d_car)
-        mu = np.maximum(0.0, mu + step * d_loc)
+        if method == "rprop":
+            # per-price step lengths: grow while the excess keeps its sign, shrink on a flip
+            s_car = np.sign(g_car)
+            s_loc = np.sign(g_loc)
+            eta_car = np.clip(np.where(s_car * prev_car > 0, eta_car * 1.2,
+                                       np.where(s_car * prev_car < 0, eta_car * 0.5, eta_car)),
+                              1e-4 * scale, 0.2 * scale)
+            eta_loc = np.clip(np.where(s_loc * prev_loc > 0, eta_loc * 1.2,
+                                       np.where(s_loc * prev_loc < 0, eta_loc * 0.5, eta_loc)),
+                              1e-4 * scale, 0.2 * scale)
+            prev_car, prev_loc = s_car, s_loc
+            lam = np.maximum(0.0, lam + eta_car * s_car)
+            mu = np.maximum(0.0, mu + eta_loc * s_loc)
+        else:
+            d_car = g_car * w_car + 0.3 * d_car
+            d_loc = g_loc * w_loc + 0.3 * d_loc
+            norm = float(g_car @ d_car + g_loc @ d_loc)
+            target = best_cost if math.isfinite(best_cost) else lb + 0.05 * scale * problem.n
+            step = theta * max(target - lb, 1e-3 * scale) / norm
+            lam = np.maximum(0.0, lam + step * d_car)
+            mu = np.maximum(0.0, mu + step * d_loc)
         it += 1
     if best_x is None or it % primal_every:
         x, ok = _primal(problem, runner, blocks_rows, best_lam, best_mu)

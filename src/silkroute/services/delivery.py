@@ -305,10 +305,17 @@ def _apply(uow: UnitOfWork, carrier_id: int, event: EventIn, at: datetime
     repos, repo = uow.repos, DeliveryRepo(uow.conn)
     if repo.event_of(carrier_id, event.event_id) is not None:
         return None
-    parcel = repo.parcel_by_tracking(event.tracking_number)
-    if parcel is None or parcel.carrier_id != carrier_id:
+    found = repo.parcel_by_tracking(event.tracking_number)
+    if found is None or found.carrier_id != carrier_id:
         raise NotFound(f"tracking_number: no parcel {event.tracking_number!r} of yours",
                        field="tracking_number")
+    # Record the event id first: a concurrent delivery of the same event waits on this
+    # unique key and then fails as a duplicate; then lock the parcel to read its state.
+    row_id = repo.add_event(carrier_id=carrier_id, event_id=event.event_id,
+                            parcel_id=found.id, kind=event.event.value,
+                            occurred_at=event.occurred_at, received_at=at, applied=False,
+                            outcome="", payload=event.payload)
+    parcel = repo.parcel(found.id, lock=True)
     current = ParcelState(parcel.state)
     last = _aware(parcel.last_event_at)
     target = next_state(current, event.event,
@@ -335,9 +342,7 @@ def _apply(uow: UnitOfWork, carrier_id: int, event: EventIn, at: datetime
         notes += _order_effects(uow, parcel, target, at)
         refund_due = target == P.LOST
     outcome = "; ".join(notes)
-    repo.add_event(carrier_id=carrier_id, event_id=event.event_id, parcel_id=parcel.id,
-                   kind=event.event.value, occurred_at=event.occurred_at, received_at=at,
-                   applied=target is not None, outcome=outcome[:200], payload=event.payload)
+    repo.set_event(row_id, applied=target is not None, outcome=outcome[:200])
     order = repos.orders.get(parcel.order_id)
     return EventOutcome(False, event.event_id, target is not None, outcome, parcel.id,
                         parcel.tracking_number, (target or current).value, order.id,

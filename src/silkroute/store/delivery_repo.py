@@ -87,8 +87,11 @@ class DeliveryRepo:
     def add_parcel(self, **values: Any) -> int:
         return _new_id(self.conn, insert(d.parcels).values(**values))
 
-    def parcel(self, parcel_id: int) -> Any:
-        return self.conn.execute(select(d.parcels).where(d.parcels.c.id == parcel_id)).first()
+    def parcel(self, parcel_id: int, *, lock: bool = False) -> Any:
+        q = select(d.parcels).where(d.parcels.c.id == parcel_id)
+        if lock and self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        return self.conn.execute(q).first()
 
     def parcel_by_tracking(self, tracking_number: str) -> Any:
         return self.conn.execute(select(d.parcels).where(
@@ -207,6 +210,10 @@ class DeliveryRepo:
 
     def add_event(self, **values: Any) -> int:
         return _new_id(self.conn, insert(d.carrier_events).values(**values))
+
+    def set_event(self, row_id: int, **values: Any) -> None:
+        ce = d.carrier_events
+        self.conn.execute(update(ce).where(ce.c.id == row_id).values(**values))
 
     def events_of(self, parcel_ids: Sequence[int]) -> Sequence[Any]:
         ce = d.carrier_events

@@ -1,4 +1,4 @@
-"""SIGKILL `silkroute serve` in the middle of buy-now load, restart it: nothing acknowledged lost."""
+"""SIGKILL `silkroute serve` amid buy-now load, restart it: no acknowledged order is lost."""
 
 from __future__ import annotations
 
@@ -149,8 +149,8 @@ def _assert_consistent(url: str, told: set[int], abandoned: int) -> None:
     eng = make_engine(url)
     try:
         with eng.connect() as conn:
-            states = dict(conn.execute(select(t.orders.c.state, func.count())
-                                       .group_by(t.orders.c.state)).all())
+            by_state = select(t.orders.c.state, func.count()).group_by(t.orders.c.state)
+            states: dict[str, int] = dict(conn.execute(by_state).all())
             paid = set(conn.execute(select(t.orders.c.id)
                                     .where(t.orders.c.state == "paid")).scalars())
             a = t.allocations

@@ -82,8 +82,8 @@ def test_64_concurrent_buy_now_over_http_sell_exactly_the_10_units(
     check_engine = _engine(url)
     try:
         with check_engine.connect() as conn:
-            states = dict(conn.execute(select(t.orders.c.state, func.count())
-                                       .group_by(t.orders.c.state)).all())
+            by_state = select(t.orders.c.state, func.count()).group_by(t.orders.c.state)
+            states: dict[str, int] = dict(conn.execute(by_state).all())
     finally:
         check_engine.dispose()
     assert states == {"paid": UNITS}

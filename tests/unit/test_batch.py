@@ -12,6 +12,11 @@ import pytest
 
 from silkroute.bench.gap import run_gap_bench
 from silkroute.routing.batch import solve
+from silkroute.routing.batch_search import (
+    local_search,
+    penalty_tabu_search,
+    regret_construction,
+)
 from silkroute.routing.gap import AllocationProblem, parse_allocation_json, read_orlib
 
 DATA = Path(__file__).parents[3] / "shared" / "data" / "gap"
@@ -62,6 +67,22 @@ def test_same_seed_same_answer() -> None:
     a = solve(problem, time_limit=5, seed=7)
     b = solve(problem, time_limit=5, seed=7)
     assert (a.objective, a.assignment) == (b.objective, b.assignment)
+
+
+def test_penalty_tabu_search_improves_stays_feasible_and_repeats() -> None:
+    # given a tight type E instance and a polished greedy start, when the penalised tabu
+    # search runs a fixed number of moves, then it returns a feasible assignment at least as
+    # good, and the same one for the same seed
+    problem = read_orlib(DATA / "yagiura2004" / "e05100")
+    start = regret_construction(problem, np.zeros(problem.agents), time.monotonic() + 5)
+    assert start is not None
+    start = local_search(problem, start, time.monotonic() + 5)
+    far = time.monotonic() + 60
+    runs = [penalty_tabu_search(problem, start, far, np.random.default_rng(3), stall_limit=150)
+            for _ in range(2)]
+    assert problem.is_feasible(runs[0])
+    assert problem.objective(runs[0]) <= problem.objective(start)
+    assert (runs[0] == runs[1]).all()
 
 
 def test_job_that_fits_nowhere_is_infeasible() -> None:

@@ -61,6 +61,7 @@ class ImportErrorBody(ErrorBody):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No token, or an unknown or revoked token."},
+    403: {"model": ErrorBody, "description": "The route is for another role (`forbidden`)."},
     422: {"model": ValidationErrorBody, "description": "Bad input; `field` names it."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

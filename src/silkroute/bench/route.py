@@ -28,6 +28,7 @@ Progress = Callable[[str, int, int], None]
 RouteFn = Callable[[int, OrderRequest, CapacityState], FulfilmentPlan]
 PRICED = "silkroute-priced"  # the silkroute router with the forecast plan's shadow prices
 FORECAST_SEED_OFFSET = 1_000  # the forecast day is generated with seed + this
+PRICE_SCALE = 0.25  # share of the forecast plan's shadow prices the priced router charges
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,8 @@ def run_route_bench(spec: RouteBenchSpec, progress: Progress | None = None) -> d
         forecast = generate_day(net, DemandSpec(orders=spec.orders,
                                                 seed=spec.seed + FORECAST_SEED_OFFSET))
         prices, info = plan_prices(forecast, index, start, model)
-        priced = PricedRouter(index, prices, model)
+        priced = PricedRouter(index, prices, model, scale=PRICE_SCALE,
+                              decline_above=unfulfilled_penalty(model))
         pool.append([])
         policies[PRICED] = replay(PRICED, orders, index, start, model, luck, progress,
                                   route=lambda _i, o, c: priced.route(o, c),

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+
 def run_wave(
     orders: int, *, seed: int = 1, country: str = "KR", carriers: int = 3000,
     locations: int = 1000, workers: int | None = None, scheduler: str | None = None,

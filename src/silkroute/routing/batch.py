@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -28,13 +27,14 @@ FULL_MIP_MAX_VARIABLES = 200_000
 SAFETY = 0.15
 #: share of the time after construction for the first, short exact attempt (capped)
 QUICK_SHARE = 0.08
-QUICK_MAX_SECONDS = float(os.environ.get("SR_QUICK", "0.8"))
+QUICK_MAX_SECONDS = 0.5
 #: share of the remaining time for the penalised tabu search (it stops earlier on stalling)
-TABU_SHARE = float(os.environ.get("SR_TABU", "0.15"))
-TABU_STALL = 3000
-HEURISTIC_EFFORT = float(os.environ.get("SR_HEUR", "0.05"))
+TABU_SHARE = 0.2
+TABU_STALL = 1000
+#: the large neighbourhood search stops after this share of its time without a gain
+LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
-LNS_SHARE = float(os.environ.get("SR_LNS", "0.15"))
+LNS_SHARE = 0.2
 
 
 @dataclass
@@ -88,9 +88,6 @@ def _trivially_infeasible(problem: AllocationProblem) -> str | None:
     return None
 
 
-TRACE: list[tuple[str, float, float, float]] = []
-
-
 class _Search:
     """Incumbent bookkeeping shared by the phases of `solve`."""
 
@@ -103,10 +100,6 @@ class _Search:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
-
-    def note(self, phase: str) -> None:
-        TRACE.append((phase, round(time.monotonic() - self.deadline, 2), self.best_cost,
-                      self.bound))
 
     def offer(self, assignment: IntArray | None) -> bool:
         if assignment is None or not self.problem.is_feasible(assignment):
@@ -151,17 +144,28 @@ def _lns(
     a = search.best.copy()
     cur_cost = search.best_cost
     cols = np.arange(n)
-    target = 80.0  # variables per piece, adapted as we go
+    target = 40.0  # variables per piece, adapted as we go
     related = np.argsort(bound.reduced_cost, axis=0, kind="stable")
+    rc_now = np.where(np.isfinite(bound.reduced_cost), bound.reduced_cost, 0.0)
+    began = last_gain = time.monotonic()
+    idle = 0  # pieces since the last gain
     while time.monotonic() < until and not search.closed():
-        left = until - time.monotonic()
+        now = time.monotonic()
+        left = until - now
         if left < 0.05:
             break
+        if idle > 4 * m and now - last_gain > LNS_PATIENCE * (until - began):
+            break  # no gain for a while: the exact model gets the time
         load = problem.load(a)
         kind = rng.random()
         if kind < 0.6 and m >= 2:
             # agents: a seed agent plus agents that are the next-best for its jobs
-            first = int(rng.integers(m))
+            if kind < 0.3:
+                # a seed agent drawn by how much its jobs pay above their LP reduced cost 0
+                slack = np.bincount(a, weights=rc_now[a, np.arange(n)], minlength=m) + 1.0
+                first = int(rng.choice(m, p=slack / slack.sum()))
+            else:
+                first = int(rng.integers(m))
             jobs_first = np.flatnonzero(a == first)
             agents = {first}
             candidates: list[int] = []
@@ -169,7 +173,7 @@ def _lns(
                 candidates.extend(int(x) for x in related[:3, j] if int(x) != first)
             rng.shuffle(candidates)  # type: ignore[arg-type]
             avg_jobs = max(1.0, n / m)
-            want = max(2, min(m, int(math.sqrt(target / avg_jobs)) + 1))
+            want = max(2, min(m, int(math.sqrt(target / avg_jobs))))
             for c in candidates:
                 if len(agents) >= want:
                     break
@@ -182,7 +186,7 @@ def _lns(
             free = np.flatnonzero(in_set[a])
             sub_agents = agent_set
         else:
-            k = max(2, min(n, int(target / max(1, m))))
+            k = max(4, min(n, 2 * int(target / max(1, m))))
             free = np.sort(rng.choice(n, size=k, replace=False))
             sub_agents = np.arange(m, dtype=np.int64)
         if free.size == 0:
@@ -197,7 +201,7 @@ def _lns(
         pos[sub_agents] = np.arange(sub_agents.size)
         start = pos[a[free]]
         sub_mask[start, np.arange(free.size)] = True
-        sub_limit = min(left, 0.3)
+        sub_limit = min(left, 0.2)
         t0 = time.monotonic()
         out = solve_mip(
             sub_cost, sub_weight, sub_cap, sub_mask, sub_limit, start=start,
@@ -208,12 +212,15 @@ def _lns(
             target = min(target * 1.1, 4000.0)
         elif out.status != "optimal":
             target = max(target * 0.7, 40.0)
+        idle += 1
         if out.assignment is None:
             continue
         candidate = a.copy()
         candidate[free] = sub_agents[out.assignment]
         cand_cost = problem.objective(candidate)
         if cand_cost <= cur_cost and problem.is_feasible(candidate):
+            if cand_cost < cur_cost:
+                last_gain, idle = time.monotonic(), -1
             a, cur_cost = candidate, cand_cost
             search.offer(a)
     del cols
@@ -263,7 +270,6 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
         polish_until = min(deadline, time.monotonic() + 0.1 * time_limit)
         search.offer(local_search(problem, built, polish_until))
 
-    search.note('construct')
     # a short exact attempt: small or easy models are closed here
     if search.best is not None and not search.closed() and search.remaining() > 0.1:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
@@ -277,26 +283,22 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
-    search.note('quick')
     # penalised tabu search, then large neighbourhood search on small pieces
     if search.best is not None and not search.closed():
         tabu_until = time.monotonic() + TABU_SHARE * search.remaining()
         target = float(math.ceil(search.bound - 1e-6))
         search.offer(penalty_tabu_search(problem, search.best, tabu_until, rng,
                                          stall_limit=TABU_STALL, target=target))
-    search.note('tabu')
     if search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
              lns_until)
-    search.note('lns')
     # the rest of the time: the exact model, reduced by the best incumbent, from that start
     if not search.closed() and search.remaining() > 0.05:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                            search.remaining(), start=search.best, seed=seed,
-                            heuristic_effort=HEURISTIC_EFFORT)
+                            search.remaining(), start=search.best, seed=seed)
             had = search.best is not None
             search.offer(out.assignment)
             if out.status == "optimal":
@@ -308,7 +310,6 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
                 search.bound = max(search.bound, float(search.best_cost))
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
-    search.note("mip")
     if search.best is None:
         return result(search, "unknown", "no feasible assignment found within the time limit",
                       bound.method)

@@ -127,7 +127,6 @@ def solve_mip(
     start: IntArray | None = None,
     cutoff: float | None = None,
     seed: int = 0,
-    heuristic_effort: float | None = None,
 ) -> MipOutcome:
     """Solve the assignment MIP over `mask` with HiGHS, optionally from a start and below a
     cutoff (objective must be at most `cutoff`)."""
@@ -139,8 +138,6 @@ def solve_mip(
     h.setOptionValue("random_seed", int(seed) % 2_147_483_647)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.999)
-    if heuristic_effort is not None:
-        h.setOptionValue("mip_heuristic_effort", float(heuristic_effort))
     if cutoff is not None:
         h.setOptionValue("objective_bound", float(cutoff))
     if start is not None:

@@ -138,6 +138,8 @@ def penalty_tabu_search(
     # penalty per unit of excess: about the cost spread per unit of weight
     spread = float(np.median(np.ptp(np.where(problem.allowed, problem.cost, 0), axis=0)))
     base = max(1.0, spread) / max(1.0, float(np.mean(w[problem.allowed])))
+    base *= 10.0
+    up, down = 1.02, 0.99  # weight change per move: agent over capacity / not
     alpha = np.full(m, base)
     lo_alpha, hi_alpha = base * 1e-3, base * 1e3
     tabu = np.zeros((m, n), dtype=np.int64)  # tabu[i, j]: job j may not go to i before then
@@ -236,10 +238,10 @@ def penalty_tabu_search(
             cost = float(c[a, cols].sum())
             if cost < best_cost - 0.5:
                 best, best_cost, since_best = a.copy(), cost, 0
-            alpha = np.maximum(alpha * 0.98, lo_alpha)
+            alpha = np.maximum(alpha * down, lo_alpha)
         else:
-            alpha = np.where(over > 0, np.minimum(alpha * 1.06, hi_alpha),
-                             np.maximum(alpha * 0.98, lo_alpha))
+            alpha = np.where(over > 0, np.minimum(alpha * up, hi_alpha),
+                             np.maximum(alpha * down, lo_alpha))
     if stats is not None:
         stats["iterations"] = it
         stats["best_cost"] = best_cost

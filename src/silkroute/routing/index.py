@@ -26,10 +26,14 @@ TIERS: tuple[CarrierTier, ...] = tuple(CarrierTier)
 KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
 # A route: the carriers serving an origin zone, a destination zone and a distance band that
 # no other carrier of the route beats on every count (fee, fee per kg, P(on time) on every
-# day, cut-off, max weight), sorted by fee; and, per position, the least fee per gram and the
-# best P(delivered within d days), d = 0, 1, 2, of the carriers from that position on, so a
-# scan can stop as soon as no later carrier can be cheaper.
-Route = tuple[tuple[int, ...], Any, Any, tuple[Any, ...]]
+# day, cut-off, max weight), by fee.
+Route = tuple[int, ...]
+# A route seen by one (penalty, promise) scenario: its carriers by their cost for a parcel
+# of W_REF handed over as early as possible, and per position the least fee + penalty x
+# P(late) and the least fee per gram of the carriers from that position on (a lower bound
+# of all of them, for any weight and hour).
+View = tuple[tuple[int, ...], Any, Any]
+W_REF = 1_000.0
 EAGER_ROUTES = 60_000  # build every route with the index when there are at most this many
 # Probe scenarios of the dominance filter: per row, weight (kg) and penalty x P(late) on
 # days 0, 1, 2 (same-day, next-day and two-day promises; standard and member penalties).
@@ -59,7 +63,8 @@ class Hot:
     __slots__ = ("loc_zone", "loc_handling", "loc_closes", "loc_cap_inv", "loc_ids",
                  "car_ids", "car_cap_inv", "band_rows", "sku_loc", "sku_ptr", "sku_entry",
                  "next_day", "car_fee", "car_perkg", "car_cdf",
-                 "car_cutoff", "zone_ptr", "car_b", "car_maxw", "car_ints", "zone_min_fee")
+                 "car_cutoff", "zone_ptr", "car_b", "car_maxw", "car_ints", "zone_min_fee",
+                 "loc_capacity")
 
     def __init__(self, ix: NetworkIndex) -> None:
         self.loc_zone: list[int] = ix.loc_zone.tolist()
@@ -85,6 +90,7 @@ class Hot:
         self.car_maxw: list[float] = ix.car_maxw.tolist()
         self.car_ints: list[int] = list(range(ix.n_carriers))  # shared int objects
         self.zone_min_fee: list[float] = ix.zone_min_fee.tolist()
+        self.loc_capacity: list[int] = ix.loc_capacity.tolist()
         self.zone_ptr: list[int] = ix.zone_ptr.tolist()
 
 
@@ -168,6 +174,11 @@ class NetworkIndex:
     _hot: list[Hot] = field(default_factory=list, repr=False)
     _routes: dict[int, Route] = field(default_factory=dict, repr=False)
     _scen: dict[tuple[float, int], tuple[list[list[float]], list[list[float]]]] = field(
+        default_factory=dict, repr=False)
+    _scen_np: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
+    # (penalty, promise) -> route key x 2 + closed -> (the route, its view)
+    _views: dict[tuple[float, int], dict[int, tuple[Route, View]]] = field(
         default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------
@@ -264,6 +275,33 @@ class NetworkIndex:
             got = self._scen[key] = (today, tomorrow)
         return got
 
+    def view(self, route: Route, band: int, penalty: float, promise: int, closed: bool
+             ) -> View:
+        """See `View`; `closed`: the location has closed (every carrier picks up tomorrow)."""
+        cars = route
+        if not cars:
+            return (), array("d"), array("d")
+        today, tomorrow = self.scenario_arrays(penalty, promise)
+        idx = np.fromiter(cars, dtype=np.int64, count=len(cars))
+        a = (tomorrow if closed else today)[band][idx]
+        b = self.car_perkg[idx] / 1000.0
+        order = np.argsort(a + b * W_REF, kind="stable")
+        a, b = a[order], b[order]
+        asuf = np.minimum.accumulate(a[::-1])[::-1]
+        bsuf = np.minimum.accumulate(b[::-1])[::-1]
+        ints = self.hot().car_ints
+        return (tuple(ints[c] for c in idx[order].tolist()), array("d", asuf.tolist()),
+                array("d", bsuf.tolist()))
+
+    def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
+        """`scenario` as (bands, carriers) arrays."""
+        key = (penalty, promise)
+        got = self._scen_np.get(key)
+        if got is None:
+            today, tomorrow = self.scenario(penalty, promise)
+            got = self._scen_np[key] = (np.array(today), np.array(tomorrow))
+        return got
+
     def route(self, zone_from: int, zone_to: int, band: int) -> Route:
         """The route's non-dominated carriers and scan bounds (built with the index)."""
         key = (zone_from * self.n_zones + zone_to) * 4 + band
@@ -296,14 +334,9 @@ class NetworkIndex:
                 cids, fee, x = cids[keep], fee[keep], x[keep]
             keep = ~_dominated(x, x)
             cids, fee = cids[keep], fee[keep]
-        order = np.argsort(fee, kind="stable")
-        cids, fee = cids[order], fee[order]
-        b = self.car_perkg[cids] / 1000.0
-        bsuf = np.minimum.accumulate(b[::-1])[::-1]
-        psuf = np.maximum.accumulate(self.car_cdf[cids, band, :3][::-1], axis=0)[::-1]
-        return (tuple(self.hot().car_ints[c] for c in cids.tolist()), array("d", fee.tolist()),
-                array("d", bsuf.tolist()), tuple(array("d", psuf[:, d].tolist())
-                                                 for d in range(psuf.shape[1])))
+        cids = cids[np.argsort(fee, kind="stable")]
+        ints = self.hot().car_ints
+        return tuple(ints[c] for c in cids.tolist())
 
     def build_routes(self) -> int:
         """Build every route some location can ship on, unless there are too many (then
@@ -348,6 +381,8 @@ class NetworkIndex:
         state["_lists"] = {}
         state["_hot"] = []
         state["_scen"] = {}
+        state["_scen_np"] = {}
+        state["_views"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from silkroute.routing.capacity import CapacityState
-from silkroute.routing.cost import CostModel, OpportunityCosts, parcel_cost
+from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts, parcel_cost
 from silkroute.routing.index import NetworkIndex
 from silkroute.routing.policy import OrderRequest
 from silkroute.routing.router import (
@@ -39,6 +39,7 @@ UNFULFILLED_PENALTY_KRW = 20_000.0
 LOCS_PER_ORDER = 4  # single-location options per order in the LP (cheapest-looking first)
 CARS_PER_LOC = 3  # carriers per location in the LP (cheapest exact cost first)
 _INF = float("inf")
+DECLINED = "declined"
 
 
 def unfulfilled_penalty(model: CostModel) -> float:
@@ -345,9 +346,12 @@ class PricedRouter:
     the order's units at that location (exact for a one-parcel plan)."""
 
     def __init__(self, index: NetworkIndex, prices: Prices, model: CostModel | None = None,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0, decline_above: float | None = None) -> None:
         self.index = index
         self.model = model or CostModel.for_currency(index.currency)
+        # Admission (as in the LP, where every order may take the unfulfilled option): a
+        # plan whose real cost exceeds this is declined. None = never decline.
+        self.decline_above = decline_above
         self.set_prices(prices, scale)
 
     def set_prices(self, prices: Prices, scale: float = 1.0) -> None:
@@ -360,6 +364,15 @@ class PricedRouter:
 
     def plan(self, ctx: OrderContext, cap: CapacityState, src: Sources) -> FulfilmentPlan:
         """Route one resolved order against `cap` (never writes it)."""
+        plan = self._plan(ctx, cap, src)
+        if self.decline_above is not None and plan.ok and plan.cost.real > self.decline_above:
+            return FulfilmentPlan(ctx.ref, (), CostBreakdown(), ctx.promise, None, 0.0,
+                                  reason=DECLINED,
+                                  message="declined: the plan costs more than the "
+                                          "unfulfilled-order penalty")
+        return plan
+
+    def _plan(self, ctx: OrderContext, cap: CapacityState, src: Sources) -> FulfilmentPlan:
         if not self.any_loc:
             return plan_for(ctx, self.index, cap, self.model, self.opp, src)
         stock = self.opp.stock

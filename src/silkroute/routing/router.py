@@ -13,18 +13,30 @@ import numpy as np
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
-from silkroute.routing.index import NetworkIndex, Route
+from silkroute.routing.index import NetworkIndex, Route, View
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
 NO_CARRIER = "no_carrier"
 CAPACITY_EXHAUSTED = "capacity_exhausted"
 N_ALTERNATIVES = 3
+BIG_CANDIDATES = 16  # above this many holders, bounds are computed in handling order
+SPLIT_LOCATIONS = 40  # locations a split considers at most (the cheapest handling)
+SHORTAGE = 5.0  # shortage price of a location per unit of the scarcity price (see loc_base)
+# Typical share of a day's orders arriving in each hour (00..23): quiet nights, a morning
+# ramp, a long evening with the 21:00 peak; used to project a location's use to the end of
+# the day.
+DAY_CURVE: tuple[float, ...] = (2.0, 1.2, 0.7, 0.4, 0.3, 0.4, 0.8, 1.6, 2.6, 3.4, 4.0, 4.4,
+                                4.8, 4.4, 4.0, 3.9, 3.9, 4.0, 4.5, 5.4, 6.6, 7.3, 6.2, 3.8)
+_CUM = [sum(DAY_CURVE[:h]) / sum(DAY_CURVE) for h in range(25)]
+
+
+def day_share(hour: float) -> float:
+    """Share of a typical day's orders that have arrived by `hour` (at least 5 %)."""
+    h = min(max(hour, 0.0), 23.999)
+    i = int(h)
+    return max(0.05, _CUM[i] + (_CUM[i + 1] - _CUM[i]) * (h - i))
 _INF = float("inf")
-
-
-def _ONES(n: int) -> list[float]:
-    return [1.0] * n
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +187,7 @@ class _Pricer:
 
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "a_today", "a_tom", "d_best")
+                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -188,11 +200,16 @@ class _Pricer:
         self.promise = ctx.promise
         self.penalty = ctx.penalty
         self.a_today, self.a_tom = index.scenario(ctx.penalty, ctx.promise)
-        # best case days in transit (picked up today); beyond 2 days the bound is P <= 1
-        self.d_best = ctx.promise if 0 <= ctx.promise <= 2 else -1
+        views = index._views.get((ctx.penalty, ctx.promise))
+        if views is None:
+            views = index._views[(ctx.penalty, ctx.promise)] = {}
+        self.views = views
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.price = ctx.scarcity
+        # Demand still to come today per unit already seen (the typical arrival curve).
+        done = day_share(ctx.hour)
+        self.pace = (1.0 - done) / done
         self.opp_car = opp.carrier if opp is not None and opp.active else None
         self.opp_stock = opp.stock if opp is not None and opp.active else None
         # Routes rebuilt for this capacity state (carriers used up), or without dominance.
@@ -218,10 +235,22 @@ class _Pricer:
         return got, key
 
     def loc_base(self, lp: int) -> float:
-        """Handling plus the location's scarcity price."""
-        u = 1.0 - self.loc_left[lp] * self.hot.loc_cap_inv[lp]
-        u *= u
-        return self.hot.loc_handling[lp] + self.price * u * u
+        """Handling plus the location's scarcity price: `price` x u^4 for a location that
+        has used a fraction u of its handling capacity, plus a shortage price when, at the
+        pace it has been used so far today, the location will run out before the day ends:
+        SHORTAGE x `price` x the share of its remaining demand it will not be able to
+        handle. A parcel placed there now then displaces a later one, which may have no
+        other location (an unfulfilled order) — so orders that have other options go
+        elsewhere, and the capacity stays for those that do not."""
+        left = self.loc_left[lp]
+        u = 1.0 - left * self.hot.loc_cap_inv[lp]
+        u2 = u * u
+        base = self.hot.loc_handling[lp] + self.price * u2 * u2
+        if u > 0.0:
+            ahead = (self.hot.loc_capacity[lp] - left) * self.pace  # expected use from now
+            if ahead > left:
+                base += self.price * SHORTAGE * (1.0 - left / ahead)
+        return base
 
     def best(self, lp: int, weight: float, base: float, thr: float
              ) -> tuple[float, int, float, int]:
@@ -238,9 +267,20 @@ class _Pricer:
             got = self._scan(lp, weight, base, thr)
         return got[0], got[1], got[2], got[3]
 
+    def view(self, lp: int) -> tuple[View, int]:
+        """The location's route as this order's scenario sees it, and the route's key."""
+        route, key = self.route(lp)
+        closed = self.hour >= self.hot.loc_closes[lp]
+        vkey = key * 2 + closed
+        got = self.views.get(vkey)
+        if got is None or got[0] is not route:
+            got = self.views[vkey] = (route, self.index.view(
+                route, self.hot.band_rows[lp][self.zone], self.penalty, self.promise, closed))
+        return got[1], key
+
     def _scan(self, lp: int, weight: float, base: float, thr: float
               ) -> tuple[float, int, float, int, bool, int]:
-        (cars, fees, bsuf, psuf), key = self.route(lp)
+        (cars, asuf, bsuf), key = self.view(lp)
         hot = self.hot
         band = hot.band_rows[lp][self.zone]
         a_today = self.a_today[band]
@@ -249,9 +289,6 @@ class _Pricer:
         per_g = hot.car_b
         maxw = hot.car_maxw
         hour = self.hour if self.hour < hot.loc_closes[lp] else _INF
-        pen = self.penalty
-        d = self.d_best if hour < _INF else self.d_best - 1  # closed: picked up tomorrow
-        pbest = psuf[d] if d >= 0 else _ONES(len(cars))
         t1 = t2 = _INF
         c1 = c2 = -1
         lim = thr - base
@@ -260,8 +297,8 @@ class _Pricer:
         price = self.price
         opp = self.opp_car
         skipped = False
-        for c, fee, bs, ps in zip(cars, fees, bsuf, pbest, strict=False):
-            if fee + bs * weight + pen * (1.0 - ps) >= lim:
+        for c, a_lo, b_lo in zip(cars, asuf, bsuf, strict=True):
+            if a_lo + b_lo * weight >= lim:
                 break
             left = left_of[c]
             if left <= 0:
@@ -281,19 +318,15 @@ class _Pricer:
                     t2, c2, t1, c1 = t1, c1, t, c
                 else:
                     t2, c2 = t, c
-                lim = min(thr, t2) - base
+                lim = (t2 if t2 < thr else thr) - base
         return t1, c1, t2, c2, skipped, key
 
     def lower_bound(self, lp: int, weight: float) -> float:
         """A lower bound of any parcel of at least `weight` from `lp` (ignoring capacity)."""
-        cars, fees, bsuf, psuf = self.route(lp)[0]
+        cars, asuf, bsuf = self.view(lp)[0]
         if not cars:
             return _INF
-        lb = fees[0] + bsuf[0] * weight
-        d = self.d_best if self.hour < self.hot.loc_closes[lp] else self.d_best - 1
-        if d >= 0:
-            lb += self.penalty * (1.0 - psuf[d][0])
-        return lb + self.loc_base(lp)
+        return asuf[0] + bsuf[0] * weight + self.loc_base(lp)
 
     def parcel(self, lp: int, car: int | None, line_idx: Sequence[int], qtys: Sequence[int],
                extra: float) -> Parcel:
@@ -403,6 +436,9 @@ def route_order(order: OrderRequest, index: NetworkIndex, capacity: CapacityStat
 def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: CostModel,
              opp: OpportunityCosts | None, src: Sources) -> FulfilmentPlan:
     n = len(ctx.lines)
+    for (_sp, q, _w, _id), (_l, av, _e) in zip(ctx.lines, src, strict=True):
+        if sum(av) < q:
+            return no_plan(index, ctx, src, cap)
     pr = _Pricer(index, ctx, cap, opp)
     loc_left = pr.loc_left
     stock_price = pr.opp_stock
@@ -439,6 +475,7 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
     # Splitting: only when nothing ships whole, or a split could beat the best single plan:
     # two parcels cost at least the penalty plus twice the cheapest handling of a location
     # holding a line and the cheapest fee of any carrier into the zone.
+    try_split = best_plan is None or n >= 2
     if best_plan is not None and n >= 2:
         h_min = _INF
         handling = pr.hot.loc_handling
@@ -448,8 +485,8 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
                     h_min = handling[lp]
         fee_min = 0.0 if ctx.pickup is not None else pr.hot.zone_min_fee[ctx.zone]
         if model.split_penalty + 2.0 * (h_min + fee_min) >= best_plan.cost.total:
-            n = 1  # no split can be cheaper
-    if best_plan is None or n >= 2:
+            try_split = False
+    if try_split:
         split = _split_plan(pr, model, ctx, cap, src,
                             best_plan.cost.total if best_plan is not None else _INF)
         if split is not None:
@@ -480,9 +517,21 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
     fills `alts` with the next best locations and the chosen location's next carrier."""
     collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
     cands: list[tuple[float, int, float]] = []  # (lower bound, location, base)
-    for lp, sopp in common.items():
+    hot = pr.hot
+    order: Any = common
+    cheap = _INF
+    if len(common) > BIG_CANDIDATES:
+        # Many holders: visit them by handling cost, and stop computing bounds once the
+        # handling plus the cheapest fee into the zone cannot beat the best bounds found.
+        order = sorted(common, key=hot.loc_handling.__getitem__)
+        cheap = hot.zone_min_fee[ctx.zone]  # the pickup point's own stock is `collect`
+    for lp in order:
+        sopp = common[lp]
         if lp == collect:
             continue
+        if cheap < _INF and len(cands) >= 2 * BIG_CANDIDATES \
+                and hot.loc_handling[lp] + cheap >= _kth(cands, 2):
+            break
         lb = pr.lower_bound(lp, total_w)  # includes the location's handling and scarcity
         if lb < _INF:
             cands.append((lb + sopp, lp, pr.loc_base(lp) + sopp))
@@ -510,7 +559,6 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
         return None
     found.sort(key=lambda f: f[0])
     t, lp, c, t2, c2 = found[0]
-    hot = pr.hot
     if c < 0:
         parcel = pr.parcel(lp, None, all_idx, all_q, common[lp])
     else:
@@ -523,6 +571,22 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
         alts.append(Alternative(((hot.loc_ids[la], None if ca < 0 else hot.car_ids[ca]),),
                                 ta, note))
     return assemble(pr.index, model, ctx, [parcel])
+
+
+def _kth(cands: list[tuple[float, int, float]], k: int) -> float:
+    """The k-th smallest lower bound among `cands`."""
+    return sorted(c[0] for c in cands)[k - 1]
+
+
+def _fewest(pr: _Pricer, ctx: OrderContext, locs: Sequence[int]) -> list[int]:
+    """At most SPLIT_LOCATIONS of `locs`, those with the cheapest handling (and the pickup
+    point): what a split or a quantity split considers when very many locations qualify."""
+    if len(locs) <= SPLIT_LOCATIONS:
+        return list(locs)
+    out = sorted(locs, key=pr.hot.loc_handling.__getitem__)[:SPLIT_LOCATIONS]
+    if ctx.pickup is not None and ctx.pickup in locs and ctx.pickup not in out:
+        out.append(ctx.pickup)
+    return out
 
 
 def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityState,
@@ -545,6 +609,13 @@ def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityS
     coverable = 0
     for m in masks.values():
         coverable |= m
+    if len(masks) > SPLIT_LOCATIONS:
+        few = _fewest(pr, ctx, list(masks))
+        covered = 0
+        for lp in few:
+            covered |= masks[lp]
+        if covered == coverable:
+            masks = {lp: masks[lp] for lp in few}
     if coverable != full or n > 6:
         if single < _INF:
             return None  # a single location ships it; splitting by quantity will not beat it
@@ -666,6 +737,12 @@ def _quantity_split(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: Capac
                        if a > 0 and loc_left[lp] > 0})
     if not locs_all:
         return None
+    if len(locs_all) > SPLIT_LOCATIONS:
+        # the cheapest-handling locations first; all of them if those lack the stock
+        few = set(_fewest(pr, ctx, locs_all))
+        if all(sum(a for lp, a in zip(locs, av, strict=True) if lp in few) >= ctx.lines[i][1]
+               for i, (locs, av, _e) in enumerate(src)):
+            locs_all = sorted(few)
     unit_w = max(1.0, sum(ln[2] for ln in ctx.lines) / n)
     rank: dict[int, float] = {}
     for lp in locs_all:

@@ -122,7 +122,7 @@ def _weight_class(w: FloatArray) -> IntArray:
 
 def build_wave(
     index: NetworkIndex, model: CostModel, wave: WaveOrders, *, hour: float = 12.0,
-    width: int = 12, per_key: int = 10, backbone: int = 2, max_locations: int = 4,
+    width: int = 20, per_key: int = 24, backbone: int = 2, max_locations: int = 3,
     regions: int = 8,
     capacity_scale: float | None = None, design_orders: int = 100_000,
 ) -> WaveProblem:

@@ -63,14 +63,17 @@ def region_step(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> StepResu
     """Each order takes its cheapest option at priced cost (cost + carrier and location
     prices); an order whose left-out options may be cheaper counts their lower bound and no
     load. Deterministic: the value is summed in row order."""
-    choice, best = _priced_choice(block, lam, mu)
+    priced = block.cost + lam[block.car] + mu[block.loc]
+    choice = np.argmin(priced, axis=1)
+    best = np.take_along_axis(priced, choice[:, None], axis=1)[:, 0]
     use = best <= block.rest_lb
     value = float(np.minimum(best, block.rest_lb).sum())
     rows = np.flatnonzero(use)
-    car = block.car[rows, choice[rows]]
-    loc = block.loc[rows, choice[rows]]
-    return StepResult(value, np.bincount(car, minlength=block.n_car).astype(np.int64),
-                      np.bincount(loc, minlength=block.n_loc).astype(np.int64))
+    car = block.car[rows, choice[rows]].astype(np.int64)
+    loc = block.loc[rows, choice[rows]].astype(np.int64)
+    res = StepResult(value, np.bincount(car, minlength=block.n_car).astype(np.int64),
+                     np.bincount(loc, minlength=block.n_loc).astype(np.int64))
+    return res
 
 
 def region_choice(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> IntArray:
@@ -335,7 +338,7 @@ def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
 def solve_wave(
     problem: WaveProblem, runner: Runner | None = None, *, time_limit: float = 240.0,
     target_gap: float = 0.5, max_iterations: int = 600, primal_every: int = 40,
-    scaled: bool = False, patience: int = 15, method: str = "rprop",
+    scaled: bool = False, patience: int = 15, method: str = "rprop", eta0: float = 0.05,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> WavePlan:
     """Lagrangian relaxation of every carrier and location capacity (subgradient steps,
@@ -363,8 +366,8 @@ def solve_wave(
     w_car = 1.0 / np.maximum(problem.car_cap, 1) if scaled else np.ones(n_car)
     w_loc = 1.0 / np.maximum(problem.loc_cap, 1) if scaled else np.ones(n_loc)
     scale = max(1.0, float(np.median(problem.cost[:, 0])) if problem.n else 1.0)
-    eta_car = np.full(n_car, 0.01 * scale)
-    eta_loc = np.full(n_loc, 0.01 * scale)
+    eta_car = np.full(n_car, eta0 * scale)
+    eta_loc = np.full(n_loc, eta0 * scale)
     prev_car = np.zeros(n_car)
     prev_loc = np.zeros(n_loc)
     while True:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from silkroute.api.auth import AnyAccount, Uows
-from silkroute.api.errors import ERROR_RESPONSES
+from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND
 from silkroute.api.schemas import MAX_INT, AccountOut, RevokedOut, TokenOut, TokenRequest
 from silkroute.services.accounts import issue_token, revoke_token
 
@@ -29,7 +29,7 @@ def new_token(principal: AnyAccount, uows: Uows, body: TokenRequest | None = Non
     return TokenOut(token_id=issued.token_id, token=issued.token, prefix=issued.prefix)
 
 
-@router.delete("/tokens/{token_id}", response_model=RevokedOut,
+@router.delete("/tokens/{token_id}", response_model=RevokedOut, responses=NOT_FOUND,
                summary="Revoke one of this account's tokens")
 def delete_token(principal: AnyAccount, uows: Uows,
                  token_id: Annotated[int, Path(ge=1, le=MAX_INT)]) -> RevokedOut:

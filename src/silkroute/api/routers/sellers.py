@@ -119,7 +119,7 @@ async def import_csv(principal: Seller, uows: Uows, request: Request) -> ImportO
 
 
 # -------------------------------------------------------------------------------- stock
-@router.get("/api/v1/seller/stock", response_model=list[StockOut],
+@router.get("/api/v1/seller/stock", response_model=list[StockOut], responses=NOT_FOUND,
             summary="Stock of my SKUs at my locations")
 def my_stock(principal: Seller, uows: ReadUows,
              location_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None

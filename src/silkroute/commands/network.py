@@ -107,6 +107,11 @@ def route_bench_command(
     orders: int = typer.Option(100_000, "--orders", min=1),
     seed: int = typer.Option(1, "--seed"),
     policy: list[str] = typer.Option([], "--policy", help="Only these policies (repeatable)."),
+    priced: bool = typer.Option(True, "--priced/--no-priced",
+                                help="Add silkroute-priced (prices from a forecast LP)."),
+    hindsight: bool = typer.Option(True, "--hindsight/--no-hindsight",
+                                   help="Add the hindsight plan and gap_captured (slow: an LP "
+                                        "over the whole day)."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Replay one generated day through every routing policy from the same starting state."""
@@ -119,7 +124,8 @@ def route_bench_command(
                    f"(known: {', '.join(ROUTERS)})", err=True)
         raise typer.Exit(2)
     spec = RouteBenchSpec(country, carriers, locations, orders, seed,
-                          tuple(policy) if policy else tuple(ROUTERS))
+                          tuple(policy) if policy else tuple(ROUTERS), priced=priced,
+                          hindsight=hindsight)
     try:
         if as_json:
             result = run_route_bench(spec)

@@ -95,6 +95,19 @@ def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     eng.dispose()
 
 
+@pytest.fixture(autouse=True)
+def fresh_payment_provider() -> Iterator[None]:
+    """Every test gets a fresh database, so it gets a fresh provider account too: the
+    platform derives provider idempotency keys from database ids, which repeat across
+    fresh databases in one process."""
+    from silkroute.payments.test_provider import TestPaymentProvider
+    from silkroute.services import payments
+
+    old = payments.set_provider(TestPaymentProvider())
+    yield
+    payments.set_provider(old)
+
+
 @pytest.fixture
 def uow(engine: Engine):  # noqa: ANN201 - a factory of units of work
     return lambda: UnitOfWork(engine)

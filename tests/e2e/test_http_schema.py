@@ -43,7 +43,8 @@ def market(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("schema") / "schema.db"
     shutil.copy(sqlite_template, path)
     engine = make_engine(f"sqlite:///{path}")
-    old = payments.set_provider(TestPaymentProvider())
+    provider = TestPaymentProvider()  # knows the seeded payments; each test re-installs it
+    old = payments.set_provider(provider)
     app = create_app(engine)
     uows = lambda: UnitOfWork(engine)  # noqa: E731
     accounts = {role: create_account(uows(), role, f"Schema {role}", with_token=True)
@@ -67,8 +68,9 @@ def market(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
             assert r.status_code == 201, r.text
         client.post("/api/v1/buyer/checkouts", json={"lines": [{"sku": "MUG-1"}]},
                     headers=buyer)
-    yield {"app": app, "engine": engine, "uows": uows, "accounts": accounts}
     payments.set_provider(old)
+    yield {"app": app, "engine": engine, "uows": uows, "accounts": accounts,
+           "provider": provider}
     engine.dispose()
 
 
@@ -79,6 +81,7 @@ def _fresh_token(market: dict[str, Any], role: str) -> str:
 
 def test_schemathesis_finds_no_5xx_and_no_response_outside_the_schema(
         market: dict[str, Any]) -> None:
+    payments.set_provider(market["provider"])  # conftest installed a fresh one per test
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", market["app"])
     failures: list[str] = []
     started = time.monotonic()

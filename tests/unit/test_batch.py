@@ -12,6 +12,7 @@ import pytest
 
 from silkroute.bench.gap import run_gap_bench
 from silkroute.routing.batch import solve
+from silkroute.routing.batch_bound import lower_bound
 from silkroute.routing.batch_search import (
     local_search,
     penalty_tabu_search,
@@ -74,7 +75,8 @@ def test_penalty_tabu_search_improves_stays_feasible_and_repeats() -> None:
     # search runs a fixed number of moves, then it returns a feasible assignment at least as
     # good, and the same one for the same seed
     problem = read_orlib(DATA / "yagiura2004" / "e05100")
-    start = regret_construction(problem, np.zeros(problem.agents), time.monotonic() + 5)
+    prices = lower_bound(problem, time.monotonic() + 5).capacity_price
+    start = regret_construction(problem, prices, time.monotonic() + 5)
     assert start is not None
     start = local_search(problem, start, time.monotonic() + 5)
     far = time.monotonic() + 60

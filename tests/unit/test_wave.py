@@ -99,12 +99,12 @@ def test_over_capacity_share_on_a_hand_made_case() -> None:
 
 @pytest.fixture(scope="module")
 def small() -> WaveProblem:
-    net = generate_network(NetworkSpec(carriers=300, locations=120, seed=3,
-                                       design_orders=20_000))
+    net = generate_network(NetworkSpec(carriers=500, locations=150, seed=3,
+                                       design_orders=10_000))
     index = build_index(net)
-    wave = generate_wave(index, 8_000, seed=3)
+    wave = generate_wave(index, 6_000, seed=3)
     return build_wave(index, CostModel.for_currency(index.currency), wave, regions=4,
-                      design_orders=20_000)
+                      design_orders=10_000)
 
 
 def test_generated_wave_is_tight_and_the_plan_feasible(small: WaveProblem) -> None:
@@ -112,7 +112,7 @@ def test_generated_wave_is_tight_and_the_plan_feasible(small: WaveProblem) -> No
     share = over_capacity_share(car0, small.car_cap)
     assert share == pytest.approx(small.info["over_capacity_share"])
     assert share >= TARGET_OVER_SHARE
-    plan = solve_wave(small, max_iterations=120)
+    plan = solve_wave(small, max_iterations=60)
     assert plan.feasible and small.is_feasible(plan.choice)
     assert plan.lower_bound <= plan.cost
     assert plan.cost == pytest.approx(small.objective(plan.choice))
@@ -140,14 +140,14 @@ def test_plan_wave_command_prints_one_json_object() -> None:
     app = typer.Typer()
     bench = typer.Typer()
     register(app, bench)
-    res = CliRunner().invoke(app, ["plan", "wave", "--orders", "3000", "--carriers", "200",
-                                   "--locations", "80", "--seed", "2", "--time-limit", "20",
+    res = CliRunner().invoke(app, ["plan", "wave", "--orders", "2000", "--carriers", "300",
+                                   "--locations", "100", "--seed", "2", "--time-limit", "20",
                                    "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     for key in ("orders", "carriers", "cost", "lower_bound", "gap_percent", "seconds",
                 "over_capacity_share", "feasible"):
         assert key in out
-    assert out["orders"] == 3000 and out["carriers"] == 200
+    assert out["orders"] == 2000 and out["carriers"] == 300
     assert out["feasible"] is True
     assert out["lower_bound"] <= out["cost"]

@@ -29,8 +29,14 @@ SAFETY = 0.15
 QUICK_SHARE = 0.08
 QUICK_MAX_SECONDS = 0.5
 #: share of the remaining time for the penalised tabu search (it stops earlier on stalling)
-TABU_SHARE = 0.2
-TABU_STALL = 1000
+TABU_SHARE = 0.25
+TABU_STALL = 1500
+#: instances with fewer agents than this give the heuristics a smaller share, (m / this)²
+HEURISTIC_FULL_AGENTS = 10
+#: cost–use correlation at or below which the heuristics get their full share, and the
+#: share they get otherwise
+ANTI_CORRELATED = -0.3
+LOOSE_HEURISTIC_WEIGHT = 0.2
 #: the large neighbourhood search stops after this share of its time without a gain
 LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
@@ -226,6 +232,22 @@ def _lns(
     del cols
 
 
+def _heuristic_weight(problem: AllocationProblem) -> float:
+    """How much of their share the tabu and neighbourhood searches get (0 to 1). They pay off
+    when cheap options use much capacity (cost and use anti-correlated, as in types D and E),
+    where the LP bound is far from good assignments and HiGHS finds them slowly; with costs
+    independent of use (types A, B, C), HiGHS closes the gap itself and needs the time. With
+    fewer agents the whole MIP also uses the time better (share × (m/10)²)."""
+    allowed = problem.allowed
+    cost = problem.cost[allowed].astype(np.float64)
+    use = problem.weight[allowed].astype(np.float64)
+    corr = 0.0
+    if cost.size > 2 and cost.std() > 0 and use.std() > 0:
+        corr = float(np.corrcoef(cost, use)[0, 1])
+    tight = 1.0 if corr <= ANTI_CORRELATED else LOOSE_HEURISTIC_WEIGHT
+    return tight * min(1.0, problem.agents / HEURISTIC_FULL_AGENTS) ** 2
+
+
 def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -> AllocationResult:
     """Allocate every job to one agent within capacities at least cost, within `time_limit`
     seconds; deterministic for a seed (up to where the clock stops a phase)."""
@@ -284,13 +306,14 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
     # penalised tabu search, then large neighbourhood search on small pieces
+    heuristic_weight = _heuristic_weight(problem)
     if search.best is not None and not search.closed():
-        tabu_until = time.monotonic() + TABU_SHARE * search.remaining()
+        tabu_until = time.monotonic() + TABU_SHARE * heuristic_weight * search.remaining()
         target = float(math.ceil(search.bound - 1e-6))
         search.offer(penalty_tabu_search(problem, search.best, tabu_until, rng,
                                          stall_limit=TABU_STALL, target=target))
     if search.best is not None and not search.closed():
-        lns_until = time.monotonic() + LNS_SHARE * search.remaining()
+        lns_until = time.monotonic() + LNS_SHARE * heuristic_weight * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
              lns_until)
     # the rest of the time: the exact model, reduced by the best incumbent, from that start

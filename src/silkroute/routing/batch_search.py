@@ -147,7 +147,6 @@ def penalty_tabu_search(
     tenure_hi = tenure_lo + max(3, n // 10)
     do_swap = True
     swap_rows = min(n, 24)
-    forbidden_shift = ~problem.allowed
     it = 0
     since_best = 0
     check_every = 16
@@ -157,28 +156,31 @@ def penalty_tabu_search(
             break
         if since_best >= stall_limit or best_cost <= target:
             break
-        over = np.maximum(load - cap, 0.0)
+        excess = load - cap
+        over = np.maximum(excess, 0.0)
         total_over = float(over.sum())
+        feasible_now = total_over <= 0.0
         cur = c[a, cols]
         own_w = w[a, cols]
-        # shift: job j from a[j] to agent i
-        out_over = np.maximum(load[a] - own_w - cap[a], 0.0)  # excess left at a[j]
-        in_over = np.maximum(load[:, None] + w - cap[:, None], 0.0)  # excess at i with j
-        d_over_in = in_over - over[:, None]
-        d_over_out = out_over - over[a]
-        shift = (c - cur[None, :]) + alpha[:, None] * d_over_in + (alpha[a] * d_over_out)[None, :]
-        new_over = total_over + d_over_in + d_over_out[None, :]
         cost_now = float(cur.sum())
-        new_cost_shift = cost_now + (c - cur[None, :])
-        aspire = (new_over <= 0.0) & (new_cost_shift < best_cost - 0.5)
-        blocked = (tabu > it) & ~aspire
-        blocked |= forbidden_shift
-        blocked[a, cols] = True
-        shift = np.where(blocked, np.inf, shift)
-        k = int(np.argmin(shift))
-        best_move = float(shift.flat[k])
+        # shift: job j from a[j] to agent i (forbidden pairs cost `big`, never chosen)
+        d_over_out = np.maximum(excess[a] - own_w, 0.0) - over[a]
+        d_over_in = np.maximum(w + excess[:, None], 0.0) - over[:, None]
+        dc = c - cur
+        shift = dc + alpha[:, None] * d_over_in + alpha[a] * d_over_out
+        shift[a, cols] = np.inf
+        is_tabu = tabu > it
+        shift_free = np.where(is_tabu, np.inf, shift)
+        k = int(np.argmin(shift_free))
+        best_move = float(shift_free.flat[k])
+        if feasible_now:
+            # aspiration: a tabu shift that gives a new best feasible assignment
+            gain = np.where(is_tabu & (d_over_in <= 0.0), dc, np.inf)
+            k_a = int(np.argmin(gain))
+            if cost_now + float(gain.flat[k_a]) < best_cost - 0.5 and shift.flat[k_a] < best_move:
+                k, best_move = k_a, float(shift.flat[k_a])
         move: tuple[int, int, int] | None = None  # (kind, x, y)
-        if np.isfinite(best_move):
+        if np.isfinite(best_move) and best_move < big / 2:
             move = (0, k // n, k % n)
         if do_swap:
             # rows: jobs on agents over capacity plus a random sample; columns: every job
@@ -187,27 +189,24 @@ def penalty_tabu_search(
                 hot = np.roll(hot, int(rng.integers(hot.size)))[:swap_rows]
             rows = np.concatenate([hot, rng.integers(0, n, size=swap_rows)])
             ar = a[rows]
+            # job r = rows[x] goes to a[y] and job y goes to a[r]
             ca_r = c[ar]  # ca_r[x, y]: cost of job y at the agent of job rows[x]
-            wa_r = w[ar]
             ca_t = c[:, rows][a]  # ca_t[y, x]: cost of job rows[x] at the agent of job y
-            wa_t = w[:, rows][a]
-            # job r goes to a[y] and job y goes to a[r]
-            lo_r = load[ar] - own_w[rows]
-            p_r = np.maximum(lo_r[:, None] + wa_r - cap[ar][:, None], 0.0) - over[ar][:, None]
-            lo_y = load[a] - own_w
-            p_y = np.maximum(lo_y[:, None] + wa_t - cap[a][:, None], 0.0) - over[a][:, None]
-            dc = ca_r + ca_t.T - cur[rows][:, None] - cur[None, :]
-            swap = dc + alpha[ar][:, None] * p_r + (alpha[a][:, None] * p_y).T
-            s_over = total_over + p_r + p_y.T
-            s_aspire = (s_over <= 0.0) & (cost_now + dc < best_cost - 0.5)
+            p_r = np.maximum(w[ar] + (excess[ar] - own_w[rows])[:, None], 0.0) \
+                - over[ar][:, None]
+            p_y = np.maximum(w[:, rows][a] + (excess[a] - own_w)[:, None], 0.0) \
+                - over[a][:, None]
+            dc2 = ca_r + ca_t.T - cur[rows][:, None] - cur[None, :]
+            swap = dc2 + alpha[ar][:, None] * p_r + (alpha[a][:, None] * p_y).T
             # tabu: job r may not go to a[y], job y may not go to a[r]
-            t_r = tabu[:, rows][a].T  # t_r[x, y] = tabu[a[y], rows[x]]
-            t_y = tabu[ar]  # t_y[x, y] = tabu[a[rows[x]], y]
-            s_block = (ar[:, None] == a[None, :]) | (((t_r > it) | (t_y > it)) & ~s_aspire)
-            swap = np.where(s_block, np.inf, swap)
+            s_tabu = (it < tabu[:, rows][a].T) | (tabu[ar] > it)
+            if feasible_now:
+                s_aspire = (p_r <= 0.0) & (p_y.T <= 0.0) & (cost_now + dc2 < best_cost - 0.5)
+                s_tabu &= ~s_aspire
+            swap = np.where(s_tabu | (ar[:, None] == a[None, :]), np.inf, swap)
             k2 = int(np.argmin(swap))
             v2 = float(swap.flat[k2])
-            if v2 < best_move:
+            if v2 < best_move and v2 < big / 2:
                 best_move = v2
                 move = (1, int(rows[k2 // n]), k2 % n)
         if move is None:

@@ -40,7 +40,7 @@ class CapacityState:
                 or v[0][2] is not self.car_left:
             v.clear()
             arrs: list[Any] = [
-                memoryview(a) if a.dtype == np.int64 and a.flags.c_contiguous
+                memoryview(a.data) if a.dtype == np.int64 and a.flags.c_contiguous
                 and a.flags.writeable else a
                 for a in (self.stock, self.loc_left, self.car_left)]
             v.append((self.stock, self.loc_left, self.car_left, arrs[0], arrs[1], arrs[2]))

@@ -45,8 +45,8 @@ _PROBE_P = np.array([[pen if d == j else 0.0 for j in range(3)]
 def _dominated(by: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Rows of `x` that some row of `by` dominates (<= everywhere, < somewhere)."""
     if len(x) <= 256:
-        return ((by[:, None, :] <= x[None, :, :]).all(axis=2)
-                & (by[:, None, :] < x[None, :, :]).any(axis=2)).any(axis=0)
+        return np.asarray(((by[:, None, :] <= x[None, :, :]).all(axis=2)
+                           & (by[:, None, :] < x[None, :, :]).any(axis=2)).any(axis=0))
     out = np.zeros(len(x), dtype=bool)
     for lo in range(0, len(x), 256):  # blocks bound the memory of the comparison
         blk = x[lo:lo + 256]
@@ -289,9 +289,8 @@ class NetworkIndex:
         a, b = a[order], b[order]
         asuf = np.minimum.accumulate(a[::-1])[::-1]
         bsuf = np.minimum.accumulate(b[::-1])[::-1]
-        ints = self.hot().car_ints
-        return (tuple(ints[c] for c in idx[order].tolist()), array("d", asuf.tolist()),
-                array("d", bsuf.tolist()))
+        return (tuple(map(self.hot().car_ints.__getitem__, idx[order].tolist())),
+                array("d", asuf.tolist()), array("d", bsuf.tolist()))
 
     def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
         """`scenario` as (bands, carriers) arrays."""
@@ -335,8 +334,7 @@ class NetworkIndex:
             keep = ~_dominated(x, x)
             cids, fee = cids[keep], fee[keep]
         cids = cids[np.argsort(fee, kind="stable")]
-        ints = self.hot().car_ints
-        return tuple(ints[c] for c in cids.tolist())
+        return tuple(map(self.hot().car_ints.__getitem__, cids.tolist()))
 
     def build_routes(self) -> int:
         """Build every route some location can ship on, unless there are too many (then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,9 @@ CAPACITY_EXHAUSTED = "capacity_exhausted"
 N_ALTERNATIVES = 3
 BIG_CANDIDATES = 16  # above this many holders, bounds are computed in handling order
 SPLIT_LOCATIONS = 40  # locations a split considers at most (the cheapest handling)
-SHORTAGE = 5.0  # shortage price of a location per unit of the scarcity price (see loc_base)
+# Shortage price of a location, per unit of the scarcity price (see `_Pricer.loc_base`):
+# 20 x 1,000 KRW, what an order that finds no capacity costs (an unfulfilled order).
+SHORTAGE = 20.0
 # Typical share of a day's orders arriving in each hour (00..23): quiet nights, a morning
 # ramp, a long evening with the 21:00 peak; used to project a location's use to the end of
 # the day.
@@ -187,7 +190,7 @@ class _Pricer:
 
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views")
+                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views", "memo")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -204,6 +207,7 @@ class _Pricer:
         if views is None:
             views = index._views[(ctx.penalty, ctx.promise)] = {}
         self.views = views
+        self.memo: dict[int, tuple[View, int]] = {}
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.price = ctx.scarcity
@@ -264,11 +268,19 @@ class _Pricer:
             band = hot.band_rows[lp][self.zone]
             self.refreshed[got[5]] = self.index.build_route(
                 zf, self.zone, band, self.car_np, dominance=self.opp_car is None)
+            self.memo.pop(lp, None)
             got = self._scan(lp, weight, base, thr)
         return got[0], got[1], got[2], got[3]
 
     def view(self, lp: int) -> tuple[View, int]:
         """The location's route as this order's scenario sees it, and the route's key."""
+        got = self.memo.get(lp)
+        if got is not None:
+            return got
+        got = self.memo[lp] = self._view(lp)
+        return got
+
+    def _view(self, lp: int) -> tuple[View, int]:
         route, key = self.route(lp)
         closed = self.hour >= self.hot.loc_closes[lp]
         vkey = key * 2 + closed
@@ -321,12 +333,16 @@ class _Pricer:
                 lim = (t2 if t2 < thr else thr) - base
         return t1, c1, t2, c2, skipped, key
 
-    def lower_bound(self, lp: int, weight: float) -> float:
-        """A lower bound of any parcel of at least `weight` from `lp` (ignoring capacity)."""
+    def ship_bound(self, lp: int, weight: float) -> float:
+        """A lower bound of shipping (fee and lateness) a parcel of `weight` from `lp`."""
         cars, asuf, bsuf = self.view(lp)[0]
         if not cars:
             return _INF
-        return asuf[0] + bsuf[0] * weight + self.loc_base(lp)
+        return asuf[0] + bsuf[0] * weight
+
+    def lower_bound(self, lp: int, weight: float) -> float:
+        """A lower bound of any parcel of `weight` from `lp` (ignoring capacity)."""
+        return self.ship_bound(lp, weight) + self.loc_base(lp)
 
     def parcel(self, lp: int, car: int | None, line_idx: Sequence[int], qtys: Sequence[int],
                extra: float) -> Parcel:
@@ -532,9 +548,10 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
         if cheap < _INF and len(cands) >= 2 * BIG_CANDIDATES \
                 and hot.loc_handling[lp] + cheap >= _kth(cands, 2):
             break
-        lb = pr.lower_bound(lp, total_w)  # includes the location's handling and scarcity
+        lb = pr.ship_bound(lp, total_w)
         if lb < _INF:
-            cands.append((lb + sopp, lp, pr.loc_base(lp) + sopp))
+            base = pr.loc_base(lp) + sopp
+            cands.append((lb + base, lp, base))
     cands.sort()
     keep = 2  # the best and the next location are priced exactly; others when on the way
     found: list[tuple[float, int, int, float, int]] = []  # (total, loc, car, total2, car2)
@@ -575,7 +592,7 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
 
 def _kth(cands: list[tuple[float, int, float]], k: int) -> float:
     """The k-th smallest lower bound among `cands`."""
-    return sorted(c[0] for c in cands)[k - 1]
+    return heapq.nsmallest(k, (c[0] for c in cands))[-1]
 
 
 def _fewest(pr: _Pricer, ctx: OrderContext, locs: Sequence[int]) -> list[int]:

@@ -138,15 +138,13 @@ def build_wave(
     problem.
 
     Capacities: the network's daily capacities are sized for `design_orders`; for the wave
-    they are multiplied by `orders / design_orders` × a tightness factor t. With
-    `capacity_scale` None, t starts at 1 and is multiplied by 0.85 until the carriers that
-    would be over capacity if every order took its cheapest option carry at least
-    `TARGET_OVER_SHARE` of the volume (never below t = 0.2). A location's capacity is raised
-    to 105% of the orders that no other location can ship when it is below that (the
-    generator's stock does not know the wave): `_fit_locations` repairs the cheapest-option
-    assignment under location capacities alone and raises every location still overloaded
-    to 105% of its load, until that assignment fits. `info` reports t, that share and the
-    number of raised locations.
+    they are multiplied by `orders / design_orders` × a tightness factor t. Where the
+    generated wave cannot fit at all (the generator's stock placement does not know the
+    wave), `_fit_capacities` raises the carriers and locations that the repaired
+    cheapest-option assignment still overloads to 105% of that load. With `capacity_scale`
+    None, t starts at 1 and is multiplied by 0.85 until the carriers that would be over
+    capacity if every order took its cheapest option carry at least `TARGET_OVER_SHARE` of
+    the volume (never below t = 0.2). `info` reports t, that share and what was raised.
     """
     n = len(wave)
     promise_member = np.where(index.next_day_zone, model.member_days, model.standard_days)
@@ -234,23 +232,23 @@ def build_wave(
     loc[~np.isfinite(cost)] = 0
     # ---- capacities -------------------------------------------------------------------
     scale = n / design_orders
-    cheapest_car = car[:, 0][np.isfinite(cost[:, 0])]
+    cheapest_car = car[:, 0][np.isfinite(cost[:, 0])].astype(np.int64)
     t = 1.0 if capacity_scale is None else capacity_scale
     while True:
-        car_cap = np.maximum(1, np.floor(index.car_capacity * scale * t)).astype(np.int64)
-        loc_cap = np.maximum(1, np.floor(index.loc_capacity * scale * t)).astype(np.int64)
-        share = over_capacity_share(cheapest_car.astype(np.int64), car_cap)
+        car_cap0 = np.maximum(1, np.floor(index.car_capacity * scale * t)).astype(np.int64)
+        loc_cap0 = np.maximum(1, np.floor(index.loc_capacity * scale * t)).astype(np.int64)
+        # raised where the generated wave cannot fit at all (see the docstring)
+        car_cap, loc_cap = _fit_capacities(cost, car, loc, car_cap0, loc_cap0)
+        share = over_capacity_share(cheapest_car, car_cap)
         if capacity_scale is not None or share >= TARGET_OVER_SHARE or t <= 0.2:
             break
         t = max(0.2, t * 0.85)
-    # locations: raised where the wave cannot fit them at all (see the docstring)
-    loc_cap0 = loc_cap.copy()
-    loc_cap = _fit_locations(cost, car, loc, loc_cap, len(car_cap))
-    raised = loc_cap > loc_cap0
     info: dict[str, Any] = {
         "hour": hour, "options_per_order": width, "capacity_factor": round(scale * t, 6),
         "tightness": round(t, 6), "over_capacity_share": share,
-        "locations_raised": int(raised.sum()),
+        "carriers_raised": int((car_cap > car_cap0).sum()),
+        "locations_raised": int((loc_cap > loc_cap0).sum()),
+        "capacity_added": int((car_cap - car_cap0).sum() + (loc_cap - loc_cap0).sum()),
         "orders_without_option": int((~np.isfinite(cost[:, 0])).sum()),
         "pruned_orders": int(np.isfinite(rest).sum()),
     }
@@ -258,25 +256,25 @@ def build_wave(
                        zone_regions(index, regions)[wave.zone], regions, info)
 
 
-def _fit_locations(cost: FloatArray, car: I32Array, loc: I32Array, loc_cap: IntArray,
-                   n_car: int) -> IntArray:
-    """Location capacities under which the wave fits (ignoring carriers): repair the
-    cheapest-option assignment under location capacity only and raise what stays over."""
+def _fit_capacities(cost: FloatArray, car: I32Array, loc: I32Array, car_cap: IntArray,
+                    loc_cap: IntArray) -> tuple[IntArray, IntArray]:
+    """Capacities under which the wave fits: repair the cheapest-option assignment (at real
+    cost) and raise every carrier or location it leaves overloaded to 105% of its load, until
+    the repair succeeds. A wave that fits as generated is left alone."""
     from silkroute.routing.wave_solve import repair
 
     n = cost.shape[0]
-    cap = loc_cap.copy()
-    loose = np.full(n_car, n + 1, dtype=np.int64)
-    x = np.zeros(n, dtype=np.int64)
-    for _ in range(8):
-        probe = WaveProblem(cost, car, loc, np.full(n, np.inf), loose, cap,
-                            np.zeros(n, dtype=np.int64))
-        x, ok = repair(probe, x, cost)
+    ccap, lcap = car_cap.copy(), loc_cap.copy()
+    region = np.zeros(n, dtype=np.int64)
+    for _ in range(10):
+        probe = WaveProblem(cost, car, loc, np.full(n, np.inf), ccap, lcap, region)
+        x, ok = repair(probe, np.zeros(n, dtype=np.int64), cost, eject_limit=500)
         if ok:
             break
-        load = np.bincount(loc[np.arange(n), x], minlength=len(cap))
-        cap = np.where(load > cap, np.ceil(load * 1.05).astype(np.int64), cap)
-    return cap
+        cl, ll = probe.loads(x)
+        ccap = np.where(cl > ccap, np.ceil(cl * 1.05).astype(np.int64), ccap)
+        lcap = np.where(ll > lcap, np.ceil(ll * 1.05).astype(np.int64), lcap)
+    return ccap, lcap
 
 
 def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: float,

@@ -181,7 +181,7 @@ def _best_two(p: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
 
 
 def repair(problem: WaveProblem, choice: IntArray, priced: FloatArray,
-           max_rounds: int = 200) -> tuple[IntArray, bool]:
+           max_rounds: int = 200, eject_limit: int = 5_000) -> tuple[IntArray, bool]:
     """Make `choice` feasible. Each overloaded carrier or location keeps the orders that would
     lose most by moving (regret to their next priced option), up to its capacity; the others
     are re-placed in rounds, largest regret first, each onto its best priced option with room
@@ -225,6 +225,8 @@ def repair(problem: WaveProblem, choice: IntArray, priced: FloatArray,
         np.subtract.at(car_slack, c1, 1)
         np.subtract.at(loc_slack, l1, 1)
     stuck = np.flatnonzero(~placed)
+    if len(stuck) > eject_limit:
+        return x, False
     if len(stuck):
         cur_car = problem.car[rows, x].astype(np.int64)
         cur_loc = problem.loc[rows, x].astype(np.int64)

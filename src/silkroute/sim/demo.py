@@ -16,6 +16,7 @@ from sqlalchemy import Engine, inspect, select
 
 from silkroute.domain.errors import DomainError, OutOfStock, Unroutable
 from silkroute.sim.cities import City, cities_of
+from silkroute.sim.demo_carriers import fulfil
 from silkroute.sim.demo_routing import (
     BASELINE,
     compare_with_baseline,
@@ -215,13 +216,16 @@ def setup_money(engine: Engine, rng: random.Random, market: dict[str, Any]) -> N
 
 def pay_and_fulfil(engine: Engine, rng: random.Random, checkout_ids: list[int],
                    console: Console | None) -> dict[str, Any]:
-    """Pay every checkout (declines cancel), ship and deliver most, confirm, pay out."""
+    """Pay every checkout (declines cancel); carriers ship and deliver most through their
+    signed webhook; buyers confirm most deliveries; one payout batch pays everybody."""
     from silkroute.payments.port import PaymentError
     from silkroute.services import ledger_check
-    from silkroute.services.payments import confirm_receipt, deliver, pay, run_payouts, ship
+    from silkroute.services.payments import confirm_receipt, pay, run_payouts
 
-    paid: list[int] = []
+    paid: list[tuple[int, int]] = []
     declined = captured = 0
+    with engine.connect() as conn:
+        seller_of = dict(conn.execute(select(t.orders.c.id, t.orders.c.seller_id)).all())
     progress = Progress(console=console, transient=True, disable=console is None)
     with progress:
         task = progress.add_task("paying, shipping, confirming", total=len(checkout_ids))
@@ -231,25 +235,24 @@ def pay_and_fulfil(engine: Engine, rng: random.Random, checkout_ids: list[int],
             except PaymentError:
                 declined += 1
             else:
-                paid.extend(res.order_ids)
+                paid.extend((seller_of[oid], oid) for oid in res.order_ids)
                 captured += res.amount
             progress.advance(task)
-    shipped = delivered = confirmed = 0
-    for order_id in paid:
-        if rng.random() < 0.85:
-            ship(UnitOfWork(engine), order_id)
-            shipped += 1
-            if rng.random() < 0.9:
-                deliver(UnitOfWork(engine), order_id)
-                delivered += 1
-                if rng.random() < 0.8:
-                    confirm_receipt(UnitOfWork(engine), order_id)
-                    confirmed += 1
+    carriers = fulfil(engine, rng, paid)
+    confirmed = 0
+    with engine.connect() as conn:
+        delivered_ids = list(conn.execute(select(t.orders.c.id).where(
+            t.orders.c.state == "delivered").order_by(t.orders.c.id)).scalars())
+    for order_id in delivered_ids:
+        if rng.random() < 0.8:
+            confirm_receipt(UnitOfWork(engine), order_id)
+            confirmed += 1
     batch = run_payouts(UnitOfWork(engine), "demo-payouts-1")
     check = ledger_check.check(UnitOfWork(engine))
     return {"payments_captured": len(checkout_ids) - declined, "payments_declined": declined,
-            "captured_krw": captured, "orders_shipped": shipped,
-            "orders_delivered": delivered, "orders_confirmed": confirmed,
+            "captured_krw": captured, "orders_handed_over": carriers["handed_over"],
+            "orders_delivered": len(delivered_ids), "orders_confirmed": confirmed,
+            **{k: v for k, v in carriers.items() if k != "handed_over"},
             "payout_payees": len(batch.payouts),
             "paid_out_krw": batch.total_by_currency.get("KRW", 0),
             "ledger_check": {"ok": check.ok, "violations": list(check.violations),
@@ -277,17 +280,31 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
              buyers: int = 400, products_per_seller: int = 30) -> dict[str, Any]:
     """Build the demo market and run its day; smaller sizes serve the tests."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    mark = started
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(now - mark, 2)
+        mark = now
+
     rng = random.Random(seed)
     engine = fresh_demo_engine(url)
     if console:
         console.print(f"demo market in {engine.url.render_as_string(hide_password=True)}")
     market = build_market(engine, rng, buyers=buyers, products_per_seller=products_per_seller)
     setup_money(engine, rng, market)
+    phase("market")
     carriers = contract_carriers(engine, carriers=carriers, orders=orders, seed=seed)
     index = starting_index(engine)
+    phase("carriers")
     result = place_orders(engine, rng, market, orders, console)
+    phase("orders")
     routing = compare_with_baseline(index, requests_of(engine, result["order_ids"]), seed)
+    phase("routing_comparison")
     money = pay_and_fulfil(engine, rng, result["checkout_ids"], console)
+    phase("pay_deliver_confirm_payout")
     summary: dict[str, Any] = {
         "database": engine.url.render_as_string(hide_password=True),
         "sellers": len(market["sellers"]),
@@ -299,6 +316,7 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
         "routing": routing,
         "units_reserved_per_location": units_per_location(engine),
     }
+    summary["phase_seconds"] = phases
     summary["seconds"] = round(time.perf_counter() - started, 2)
     engine.dispose()
     return summary
@@ -332,9 +350,14 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(
             f"payments: {summary['payments_captured']} captured "
             f"(₩{summary['captured_krw']:,} into escrow), {summary['payments_declined']} "
-            f"declined and cancelled; shipped {summary['orders_shipped']}, delivered "
+            f"declined and cancelled; handed over {summary['orders_handed_over']}, delivered "
             f"{summary['orders_delivered']}, confirmed {summary['orders_confirmed']}; payout "
             f"batch paid {summary['payout_payees']} payees ₩{summary['paid_out_krw']:,}")
+        console.print(
+            f"carriers: {summary['carrier_accounts']} carriers posted "
+            f"{summary['webhook_events']} signed webhook events "
+            f"(HTTP statuses {summary['webhook_statuses']}; "
+            f"{summary['webhook_duplicates']} duplicates ignored)")
         console.print(
             f"ledger check: {'passed' if check['ok'] else 'FAILED'} "
             f"({check['transactions']} transactions, {check['postings']} postings, "

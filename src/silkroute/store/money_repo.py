@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from silkroute.store import money_tables as m
 from silkroute.store import tables as t
@@ -43,21 +44,9 @@ class MoneyRepo:
     # one-click context: everything one_click needs before checkout, in one statement ------
     def one_click_context(self, buyer_id: int, sku: str, period: str, scope: str,
                           key: str) -> Any:
-        pm, st, mp, ik, sk = (m.payment_methods, m.shipping_templates, m.membership_periods,
-                              m.idempotency_keys, t.skus)
-        default_pm = (select(pm.c.id).where(pm.c.buyer_id == buyer_id)
-                      .order_by(pm.c.is_default.desc(), pm.c.id).limit(1).scalar_subquery())
-        q = (select(sk.c.id.label("sku_id"), sk.c.currency.label("sku_currency"),
-                    pm.c.id.label("pm_id"), pm.c.token, pm.c.currency.label("pm_currency"),
-                    st.c.template, st.c.carrier_id, mp.c.period.label("member_period"),
-                    ik.c.id.label("key_id"))
-             .select_from(sk)
-             .outerjoin(pm, pm.c.id == default_pm)
-             .outerjoin(st, st.c.seller_id == sk.c.seller_id)
-             .outerjoin(mp, and_(mp.c.buyer_id == buyer_id, mp.c.period == period))
-             .outerjoin(ik, and_(ik.c.scope == scope, ik.c.key == key))
-             .where(sk.c.code == sku))
-        return self.conn.execute(q).first()
+        return self.conn.execute(_one_click_context(), {
+            "buyer_id": buyer_id, "sku": sku, "period": period, "scope": scope,
+            "key": key}).first()
 
     # shipping templates and commission ---------------------------------------------------
     def set_shipping_template(self, seller_id: int, template: dict[str, Any],
@@ -217,3 +206,24 @@ class MoneyRepo:
 
     def count(self, table: Any) -> int:
         return int(self.conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+@functools.cache
+def _one_click_context() -> Any:
+    """Built once with bound parameters: SQLAlchemy then reuses its compiled form instead
+    of rebuilding a five-way join's cache key on every buy-now (profiled: ~20% of it)."""
+    pm, st, mp, ik, sk = (m.payment_methods, m.shipping_templates, m.membership_periods,
+                          m.idempotency_keys, t.skus)
+    buyer_id = bindparam("buyer_id")
+    default_pm = (select(pm.c.id).where(pm.c.buyer_id == buyer_id)
+                  .order_by(pm.c.is_default.desc(), pm.c.id).limit(1).scalar_subquery())
+    return (select(sk.c.id.label("sku_id"), sk.c.currency.label("sku_currency"),
+                   pm.c.id.label("pm_id"), pm.c.token, pm.c.currency.label("pm_currency"),
+                   st.c.template, st.c.carrier_id, mp.c.period.label("member_period"),
+                   ik.c.id.label("key_id"))
+            .select_from(sk)
+            .outerjoin(pm, pm.c.id == default_pm)
+            .outerjoin(st, st.c.seller_id == sk.c.seller_id)
+            .outerjoin(mp, and_(mp.c.buyer_id == buyer_id, mp.c.period == bindparam("period")))
+            .outerjoin(ik, and_(ik.c.scope == bindparam("scope"), ik.c.key == bindparam("key")))
+            .where(sk.c.code == bindparam("sku")))

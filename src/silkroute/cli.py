@@ -327,7 +327,7 @@ def order_cancel(
 def demo(
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    orders: Annotated[int, typer.Option(help="Orders to place.")] = 3000,
+    orders: Annotated[int, typer.Option(help="Orders to place.")] = 2000,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a fresh demo market in real South Korean cities and run a day of orders."""

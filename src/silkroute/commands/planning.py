@@ -92,6 +92,8 @@ def wave_command(
                                      "solver (network and wave generation not included)."),
     target_gap: float = typer.Option(0.5, "--target-gap", min=0.0, help="Stop at this gap "
                                      "(percent)."),
+    max_iterations: int = typer.Option(600, "--max-iterations", min=0, help="Stop the "
+                                       "multiplier updates after this many."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Allocate a wave of generated orders to location × carrier options under carrier and
@@ -108,7 +110,8 @@ def wave_command(
 
     report = run_wave(orders, seed=seed, country=country, carriers=carriers,
                       locations=locations, workers=workers, scheduler=scheduler,
-                      time_limit=time_limit, target_gap=target_gap, progress=progress)
+                      time_limit=time_limit, target_gap=target_gap,
+                      max_iterations=max_iterations, progress=progress)
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
         return

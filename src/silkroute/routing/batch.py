@@ -34,9 +34,9 @@ TABU_STALL = 1500
 #: instances with fewer agents than this give the heuristics a smaller share, (m / this)²
 HEURISTIC_FULL_AGENTS = 10
 #: cost–use correlation at or below which the heuristics get their full share, and the
-#: share they get otherwise
+#: share they get otherwise (none: the whole MIP gets all the time)
 ANTI_CORRELATED = -0.3
-LOOSE_HEURISTIC_WEIGHT = 0.2
+LOOSE_HEURISTIC_WEIGHT = 0.0
 #: the large neighbourhood search stops after this share of its time without a gain
 LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
@@ -292,8 +292,11 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
         polish_until = min(deadline, time.monotonic() + 0.1 * time_limit)
         search.offer(local_search(problem, built, polish_until))
 
-    # a short exact attempt: small or easy models are closed here
-    if search.best is not None and not search.closed() and search.remaining() > 0.1:
+    # with costs independent of use, only the exact model runs (from the greedy start);
+    # otherwise a short exact attempt first: small or easy models are closed there
+    heuristic_weight = _heuristic_weight(problem)
+    if heuristic_weight > 0 and search.best is not None and not search.closed() \
+            and search.remaining() > 0.1:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             quick = min(QUICK_MAX_SECONDS, QUICK_SHARE * search.remaining())
@@ -306,13 +309,12 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
     # penalised tabu search, then large neighbourhood search on small pieces
-    heuristic_weight = _heuristic_weight(problem)
-    if search.best is not None and not search.closed():
+    if heuristic_weight > 0 and search.best is not None and not search.closed():
         tabu_until = time.monotonic() + TABU_SHARE * heuristic_weight * search.remaining()
         target = float(math.ceil(search.bound - 1e-6))
         search.offer(penalty_tabu_search(problem, search.best, tabu_until, rng,
                                          stall_limit=TABU_STALL, target=target))
-    if search.best is not None and not search.closed():
+    if heuristic_weight > 0 and search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * heuristic_weight * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
              lns_until)

@@ -233,7 +233,7 @@ def repair(problem: WaveProblem, choice: IntArray, priced: FloatArray,
         for i in stuck.tolist():
             if not _eject(problem, x, placed, cur_car, cur_loc, car_slack, loc_slack, priced, i):
                 return x, False
-    return x, True
+    return x, problem.is_feasible(x)
 
 
 def _eject(problem: WaveProblem, x: IntArray, placed: npt.NDArray[np.bool_],
@@ -259,8 +259,8 @@ def _eject(problem: WaveProblem, x: IntArray, placed: npt.NDArray[np.bool_],
         ok = (np.isfinite(problem.cost[on])
               & ((car_o == cur_car[on, None]) | (car_slack[car_o] > 0))
               & ((loc_o == cur_loc[on, None]) | (loc_slack[loc_o] > 0)))
-        # the move must actually free the full resource
-        ok &= (car_o != c1) if c_full else (loc_o != l1)
+        # the move must free the full resource and leave i's other resource its room
+        ok &= (car_o != c1) & (loc_o != l1)
         if not ok.any():
             continue
         pr = np.where(ok, priced[on], np.inf)
@@ -334,7 +334,7 @@ def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
     x, ok = repair(problem, choice, priced)
     if ok:
         x = improve(problem, x)
-    return x, ok
+    return x, ok and problem.is_feasible(x)
 
 
 def solve_wave(
@@ -343,11 +343,17 @@ def solve_wave(
     scaled: bool = False, patience: int = 15, method: str = "rprop", eta0: float = 0.05,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> WavePlan:
-    """Lagrangian relaxation of every carrier and location capacity (subgradient steps,
-    Polyak length towards the best plan's cost, halved when the bound stalls, direction
-    deflected by the previous one), a repaired plan every `primal_every` iterations, and a
-    stop at `target_gap` percent, `max_iterations` or `time_limit` seconds (only the time
-    limit depends on the machine: within it, the result is fixed by the problem)."""
+    """Lagrangian relaxation of every carrier and location capacity, a repaired plan from the
+    best prices every `primal_every` iterations, and a stop at `target_gap` percent,
+    `max_iterations` or `time_limit` seconds (only the time limit depends on the machine:
+    within it, the result is fixed by the problem, whatever the runner).
+
+    Price updates: `method="rprop"` (default) moves each price by its own step in the
+    direction of its resource's excess, the step growing × 1.2 while the sign holds and
+    halving when it flips (`eta0` × the median cheapest cost to start); `"polyak"` takes
+    subgradient steps of Polyak length towards the best plan's cost (θ halved after
+    `patience` iterations without a better bound; directions deflected by the previous one,
+    optionally `scaled` by 1 / capacity)."""
     started = time.monotonic()
     blocks_rows = [np.flatnonzero(problem.region == r) for r in range(problem.regions)]
     if runner is None:

@@ -275,7 +275,7 @@ def units_per_location(engine: Engine) -> list[dict[str, Any]]:
     return [per[k] for k in sorted(per)]
 
 
-def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 3000,
+def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 2000,
              console: Console | None = None, carriers: int = DEMO_CARRIERS,
              buyers: int = 400, products_per_seller: int = 30) -> dict[str, Any]:
     """Build the demo market and run its day; smaller sizes serve the tests."""

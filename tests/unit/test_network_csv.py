@@ -107,14 +107,24 @@ def test_cli_generate_import_and_bench(tmp_path: Path, monkeypatch: pytest.Monke
     (out / "zones.csv").write_text("id,name\n")
     res = runner.invoke(_cli(), ["network", "import", str(out)])
     assert res.exit_code == 2 and "zones.csv: line 1: missing column(s)" in res.output
+    keys = {"cost_per_order", "cost_per_order_with_unfulfilled", "on_time_rate",
+            "split_rate", "unfulfilled_rate", "p50_us", "p99_us", "decisions_per_s",
+            "top10_carrier_share"}
+    baselines = {"silkroute", "magento-priority", "magento-distance", "saleor-sorted",
+                 "saleor-high-stock", "nearest-cheapest"}
+    res = runner.invoke(_cli(), ["bench", "route", "--carriers", "60", "--locations", "20",
+                                 "--orders", "50", "--no-priced", "--no-hindsight", "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    assert set(result) == {"orders", "carriers", "locations", "index", "policies",
+                           "unfulfilled_penalty"}
+    assert set(result["policies"]) == baselines
+    assert set(result["policies"]["silkroute"]) == keys
     res = runner.invoke(_cli(), ["bench", "route", "--carriers", "60", "--locations", "20",
                                  "--orders", "50", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.output)
-    assert set(result) == {"orders", "carriers", "locations", "index", "policies"}
-    assert set(result["policies"]) == {"silkroute", "magento-priority", "magento-distance",
-                                       "saleor-sorted", "saleor-high-stock",
-                                       "nearest-cheapest"}
-    assert set(result["policies"]["silkroute"]) == {
-        "cost_per_order", "on_time_rate", "split_rate", "unfulfilled_rate", "p50_us",
-        "p99_us", "decisions_per_s", "top10_carrier_share"}
+    assert set(result) == {"orders", "carriers", "locations", "index", "policies",
+                           "unfulfilled_penalty", "pricing", "hindsight", "gap_captured"}
+    assert set(result["policies"]) == baselines | {"silkroute-priced", "hindsight"}
+    assert set(result["policies"]["hindsight"]) == keys

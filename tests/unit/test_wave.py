@@ -126,6 +126,7 @@ def test_dask_cluster_of_two_workers_gives_the_same_plan(small: WaveProblem) -> 
     local = solve_wave(small, LocalRunner(region_blocks(small)), max_iterations=40)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2)
         runner = DaskRunner(client, region_blocks(small), token="test-wave")
         remote = solve_wave(small, runner, max_iterations=40)
         assert len({w for w in client.who_has().values() for w in w}) == 2

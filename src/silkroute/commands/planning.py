@@ -48,6 +48,7 @@ def run_wave(
                 cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1,
                                        processes=True, dashboard_address=None)
                 client = Client(cluster)
+                client.wait_for_workers(workers or 1)
             runner = DaskRunner(client, blocks, token=f"wave-{seed}-{orders}")
         plan = solve_wave(problem, runner, time_limit=time_limit, target_gap=target_gap,
                           max_iterations=max_iterations, progress=progress)

@@ -109,7 +109,12 @@ class DaskRunner:
     def __init__(self, client: Any, blocks: Sequence[RegionBlock], token: str = "wave"):
         self.client = client
         self.token = token
-        self.futures = client.scatter(list(blocks), hash=False)
+        workers = sorted(client.scheduler_info()["workers"])
+        if workers:  # round robin, so every worker holds regions
+            self.futures = [client.scatter(b, workers=[workers[r % len(workers)]], hash=False)
+                            for r, b in enumerate(blocks)]
+        else:
+            self.futures = client.scatter(list(blocks), hash=False)
         self.calls = 0
 
     def _map(self, fn: Callable[..., Any], lam: FloatArray, mu: FloatArray) -> list[Any]:

@@ -1,28 +1,31 @@
-"""Seller centre pages: overview charts, products and CSV import, stock, orders to ship."""
+"""Seller centre pages: overview charts, products and CSV import, stock, orders to ship,
+refunds to decide, the ledger statement and payouts."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
+from silkroute.api.errors import status_of
 from silkroute.console import data, svg
 from silkroute.console.store import Csrf
 from silkroute.console.web import check_csrf, need, page, render, see_other, uows
-from silkroute.domain.errors import ValidationError
-from silkroute.services import listings, payments
+from silkroute.domain.errors import DomainError, NotFound, ValidationError
+from silkroute.services import delivery, listings
 from silkroute.services.catalog_import import CatalogImportError, import_catalog
-
-try:  # carrier parcels and tracking, where this build has the delivery service
-    from silkroute.services import delivery
-except ImportError:  # pragma: no cover
-    delivery = None  # type: ignore[assignment]
 
 router = APIRouter(prefix="/seller", include_in_schema=False)
 MAX_CSV_BYTES = 5 * 1024 * 1024
 TO_SHIP = ("paid", "ready_to_ship")
+PAGE = 20
+REFUND_STATES = ("pending", "approved", "rejected")
+# How the ledger's transaction kinds read on a seller's payable account.
+POSTING_LABELS = {"release": "Sale released from escrow", "refund": "Refund clawed back",
+                  "payout": "Payout to your bank", "capture": "Payment captured",
+                  "membership_fee": "Membership fee"}
 
 
 def _seller(request: Request) -> int:
@@ -44,7 +47,12 @@ def overview(request: Request) -> Response:
     perf = [(s.replace("_", " "), float(states.get(s, 0))) for s in
             ("reserved", "paid", "ready_to_ship", "shipped", "delivered", "completed",
              "cancelled")]
+    pending = delivery.refund_requests(uows(request)(), seller_id, "pending", limit=1).total
+    balances = delivery.statement(uows(request)(), seller_id, limit=1)["balances"]
+    payouts = delivery.payouts_of_seller(uows(request)(), seller_id, limit=1)
     return render(request, "seller.html", {
+        "refunds_pending": pending, "balances": balances, "payouts_total": payouts.total,
+        "last_payout": payouts.items[0] if payouts.items else None,
         "shop": shop, "tab": "overview", "orders_total": len(orders),
         "to_ship": sum(states.get(s, 0) for s in TO_SHIP), "in_transit": shipped,
         "delivered": delivered,
@@ -146,8 +154,79 @@ def hand_over(request: Request, *, order_id: int, csrf: Csrf = "") -> Response:
     check_csrf(request, csrf)
     seller_id = _seller(request)
     listings.order_of_seller(uows(request)(), seller_id, order_id)  # 404 if not ours
-    if delivery is not None:
-        delivery.hand_over(uows(request)(), seller_id, order_id)
-    else:
-        payments.ship(uows(request)(), order_id)
+    delivery.hand_over(uows(request)(), seller_id, order_id)
     return see_other(f"/seller/orders?state=paid&shipped={order_id}")
+
+
+# ------------------------------------------------------------------------------ refunds
+@router.get("/refunds")
+@page
+def refunds(request: Request,
+            state: Annotated[str, Query(pattern="^(pending|approved|rejected|all)$")] = "pending",
+            offset: Annotated[int, Query(ge=0, le=10**7)] = 0,
+            decided: Annotated[int | None, Query(ge=1)] = None,
+            outcome: Annotated[str | None, Query(pattern="^(approved|rejected)$")] = None,
+            order: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    seller_id = _seller(request)
+    done = ({"id": decided, "outcome": outcome, "order_id": order}
+            if decided is not None and outcome is not None else None)
+    return _refunds_page(request, seller_id, state, offset, done=done)
+
+
+def _refunds_page(request: Request, seller_id: int, state: str = "pending", offset: int = 0,
+                  status: int = 200, **extra: Any) -> Response:
+    """Buyers' refund requests on this shop's orders, each with its order's total."""
+    shop = listings.shop(uows(request)(), seller_id)
+    listing = delivery.refund_requests(uows(request)(), seller_id,
+                                       None if state == "all" else state, PAGE, offset)
+    rows = []
+    for r in listing.items:
+        view = listings.order_of_seller(uows(request)(), seller_id, r["order_id"])
+        rows.append({**r, "currency": view.currency, "order_total": view.total.amount,
+                     "order_state": view.state})
+    return render(request, "seller_refunds.html", {
+        "shop": shop, "tab": "refunds", "requests": listing, "rows": rows, "state": state,
+        "states": (*REFUND_STATES, "all"), "offset": offset, **extra}, status=status)
+
+
+@router.post("/refunds/{request_id}/{decision}")
+@page
+def decide(request: Request, *, request_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+           decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+           csrf: Csrf = "") -> Response:
+    """Approve (the buyer is refunded) or reject a pending refund request of this shop."""
+    check_csrf(request, csrf)
+    seller_id = _seller(request)
+    try:
+        done = delivery.decide_refund(uows(request), seller_id, request_id,
+                                      approve=decision == "approve")
+    except NotFound:
+        raise  # another shop's request, or none: the 404 page, as in the API
+    except DomainError as exc:  # already decided, refund refused: say so on the list
+        return _refunds_page(request, seller_id, status=status_of(exc), error=exc,
+                             failed={"id": request_id, "decision": decision})
+    return see_other(f"/seller/refunds?decided={request_id}&outcome={done['state']}"
+                     f"&order={done['order_id']}")
+
+
+# ----------------------------------------------------------------- statement and payouts
+@router.get("/statement")
+@page
+def statement(request: Request, offset: Annotated[int, Query(ge=0, le=10**7)] = 0
+              ) -> Response:
+    seller_id = _seller(request)
+    shop = listings.shop(uows(request)(), seller_id)
+    st = delivery.statement(uows(request)(), seller_id, PAGE, offset)
+    return render(request, "seller_statement.html", {
+        "shop": shop, "tab": "statement", "statement": st, "offset": offset,
+        "labels": POSTING_LABELS})
+
+
+@router.get("/payouts")
+@page
+def payouts(request: Request, offset: Annotated[int, Query(ge=0, le=10**7)] = 0) -> Response:
+    seller_id = _seller(request)
+    shop = listings.shop(uows(request)(), seller_id)
+    listing = delivery.payouts_of_seller(uows(request)(), seller_id, PAGE, offset)
+    return render(request, "seller_payouts.html", {
+        "shop": shop, "tab": "payouts", "payouts": listing, "offset": offset})

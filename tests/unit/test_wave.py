@@ -128,8 +128,9 @@ def test_dask_cluster_of_two_workers_gives_the_same_plan(small: WaveProblem) -> 
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.wait_for_workers(2)
         runner = DaskRunner(client, region_blocks(small), token="test-wave")
+        held = client.who_has(runner.futures)
+        assert len({a for addrs in held.values() for a in addrs}) == 2  # regions on both
         remote = solve_wave(small, runner, max_iterations=40)
-        assert len({w for w in client.who_has().values() for w in w}) == 2
     assert remote.iterations == local.iterations
     assert remote.lower_bound == local.lower_bound
     assert remote.cost == local.cost

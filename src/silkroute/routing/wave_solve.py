@@ -109,7 +109,7 @@ class DaskRunner:
     def __init__(self, client: Any, blocks: Sequence[RegionBlock], token: str = "wave"):
         self.client = client
         self.token = token
-        workers = sorted(client.scheduler_info()["workers"])
+        workers = sorted(client.ncores())
         if workers:  # round robin, so every worker holds regions
             self.futures = [client.scatter(b, workers=[workers[r % len(workers)]], hash=False)
                             for r, b in enumerate(blocks)]

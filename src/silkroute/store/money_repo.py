@@ -214,7 +214,7 @@ def _one_click_context() -> Any:
     of rebuilding a five-way join's cache key on every buy-now (profiled: ~20% of it)."""
     pm, st, mp, ik, sk = (m.payment_methods, m.shipping_templates, m.membership_periods,
                           m.idempotency_keys, t.skus)
-    buyer_id = bindparam("buyer_id")
+    buyer_id: Any = bindparam("buyer_id")
     default_pm = (select(pm.c.id).where(pm.c.buyer_id == buyer_id)
                   .order_by(pm.c.is_default.desc(), pm.c.id).limit(1).scalar_subquery())
     return (select(sk.c.id.label("sku_id"), sk.c.currency.label("sku_currency"),

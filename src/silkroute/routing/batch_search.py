@@ -149,7 +149,7 @@ def penalty_tabu_search(
     swap_rows = min(n, 24)
     it = 0
     since_best = 0
-    check_every = 16
+    check_every = 4
     while True:
         it += 1
         if it % check_every == 0 and time.monotonic() >= deadline:

@@ -12,8 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from silkroute.api.app import create_app
-from silkroute.payments.test_provider import TestPaymentProvider
-from silkroute.services import payments
 from silkroute.services.accounts import create_account, issue_token, revoke_token
 from silkroute.store.auth_tables import api_tokens
 from silkroute.store.uow import UnitOfWork
@@ -21,14 +19,6 @@ from silkroute.store.uow import UnitOfWork
 CSV_HEADER = "title,sku,price,currency,weight_g,category,location,quantity\n"
 APPROVE = "4242424242424242"  # the test provider's cards (docs/payments.md)
 DECLINE = "4000000000000002"
-
-
-@pytest.fixture(autouse=True)
-def fresh_provider() -> Iterator[None]:
-    """The test card processor keeps its keys in memory: one of its own per test."""
-    old = payments.set_provider(TestPaymentProvider())
-    yield
-    payments.set_provider(old)
 
 
 @pytest.fixture

@@ -5,22 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from silkroute.cli import app
-from silkroute.payments.test_provider import TestPaymentProvider
-from silkroute.services import payments
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_provider():
-    """Provider keys derive from checkout ids, which every test database starts at 1."""
-    old = payments.set_provider(TestPaymentProvider())
-    yield
-    payments.set_provider(old)
 
 
 def run(db: str, *args: str) -> tuple[int, str]:

@@ -12,18 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from silkroute.api.app import create_app
-from silkroute.payments.test_provider import TestPaymentProvider
 from silkroute.services import delivery, payments
 from silkroute.services.accounts import Principal, authenticate
 from silkroute.services.queries import get_order
 from silkroute.store.uow import UnitOfWork
-
-
-@pytest.fixture(autouse=True)
-def fresh_provider() -> Iterator[None]:
-    old = payments.set_provider(TestPaymentProvider())
-    yield
-    payments.set_provider(old)
 
 
 @pytest.fixture

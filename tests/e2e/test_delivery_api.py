@@ -15,8 +15,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from silkroute.api.app import create_app
-from silkroute.payments.test_provider import TestPaymentProvider
-from silkroute.services import payments
 from silkroute.services.accounts import create_account
 from silkroute.store.uow import UnitOfWork
 from tests.e2e.test_api import (
@@ -29,13 +27,6 @@ from tests.e2e.test_api import (
     open_shop,
     register_buyer,
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_provider() -> Iterator[None]:
-    old = payments.set_provider(TestPaymentProvider())
-    yield
-    payments.set_provider(old)
 
 
 @pytest.fixture

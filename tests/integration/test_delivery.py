@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from silkroute.domain.errors import Conflict, DomainError
 from silkroute.domain.parcels import CarrierEvent, ParcelState, next_state, sign
-from silkroute.payments.test_provider import TestPaymentProvider
 from silkroute.services import delivery, payments
 from silkroute.services.jobs import JobSettings, run_jobs
 from silkroute.services.ledger_check import check
@@ -20,13 +18,6 @@ from silkroute.services.one_click import one_click
 from tests.integration.helpers import small_market, stock_of
 
 APPROVE = "4242424242424242"
-
-
-@pytest.fixture(autouse=True)
-def fresh_provider() -> Iterator[None]:
-    old = payments.set_provider(TestPaymentProvider())
-    yield
-    payments.set_provider(old)
 
 
 def test_parcel_state_machine_only_moves_forward() -> None:

@@ -113,9 +113,13 @@ def uow(engine: Engine):  # noqa: ANN201 - a factory of units of work
     return lambda: UnitOfWork(engine)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
-    if _pg_problem is not None and not IN_CI:
-        terminalreporter.write_line(
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last words of the run: say plainly when PostgreSQL tests were skipped, and why."""
+    if _pg_problem is None or IN_CI:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
             f"NOTE: PostgreSQL tests were SKIPPED: no server reachable at {PG_URL} "
             f"({_pg_problem}). Set SILKROUTE_TEST_POSTGRES_URL or start PostgreSQL to run "
             "them; under CI=true they fail instead.", yellow=True, bold=True)

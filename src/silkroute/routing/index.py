@@ -56,6 +56,20 @@ def _dominated(by: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _maximal(x: np.ndarray) -> np.ndarray:
+    """Mask of the rows of `x` that no other row dominates."""
+    keep = np.ones(len(x), dtype=bool)
+    if len(x) > 64:
+        # first drop what the cheapest rows of a few typical scenarios dominate
+        probes = np.unique(np.argmin(_PROBE_W @ x[:, 1:2].T + x[:, 0][None, :]
+                                     + _PROBE_P @ (1.0 + x[:, 2:5]).T, axis=1))
+        keep = ~_dominated(x[probes], x)
+        keep[probes] = True
+    idx = np.flatnonzero(keep)
+    keep[idx[_dominated(x[idx], x[idx])]] = False
+    return keep
+
+
 class Hot:
     """Plain-Python copies of what the router reads per decision (scalar reads of lists and
     bytes are several times faster than of numpy arrays), built with the index."""
@@ -180,6 +194,9 @@ class NetworkIndex:
     # (penalty, promise) -> route key x 2 + closed -> (the route, its view)
     _views: dict[tuple[float, int], dict[int, tuple[Route, View]]] = field(
         default_factory=dict, repr=False)
+    # route key -> (carriers serving it with a fee, their fees, their dominance columns)
+    _dom: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------
     @property
@@ -281,6 +298,20 @@ class NetworkIndex:
         cars = route
         if not cars:
             return (), array("d"), array("d")
+        if len(cars) <= 64:
+            # plain Python: the same floats and order as below, without numpy's overhead
+            row = (self.scenario(penalty, promise)[1 if closed else 0])[band]
+            per_g = self.hot().car_b
+            srt = sorted(cars, key=lambda c: row[c] + per_g[c] * W_REF)
+            n = len(srt)
+            av = [row[c] for c in srt]
+            bv = [per_g[c] for c in srt]
+            for j in range(n - 2, -1, -1):
+                if av[j + 1] < av[j]:
+                    av[j] = av[j + 1]
+                if bv[j + 1] < bv[j]:
+                    bv[j] = bv[j + 1]
+            return tuple(srt), array("d", av), array("d", bv)
         today, tomorrow = self.scenario_arrays(penalty, promise)
         idx = np.fromiter(cars, dtype=np.int64, count=len(cars))
         a = (tomorrow if closed else today)[band][idx]
@@ -336,6 +367,64 @@ class NetworkIndex:
         cids = cids[np.argsort(fee, kind="stable")]
         return tuple(map(self.hot().car_ints.__getitem__, cids.tolist()))
 
+    def rebuild_route(self, zone_from: int, zone_to: int, band: int, car_left: np.ndarray,
+                      prev: tuple[np.ndarray, Route] | None) -> tuple[Route, np.ndarray]:
+        """`build_route(zone_from, zone_to, band, car_left)`, worked out from `prev` (the
+        carriers with capacity then, as a mask over the route's carriers with a fee, and the
+        route built for them) when no carrier has regained capacity since: a carrier not
+        dominated now was in the route before or is dominated only by carriers of that route
+        that have run out (dominance is transitive), so only those are compared. Returns the
+        route and the mask of the carriers with capacity now."""
+        key = (zone_from * self.n_zones + zone_to) * 4 + band
+        got = self._dom.get(key)
+        if got is None:
+            cids = self.pair_carriers(zone_from, zone_to)
+            fee = self.car_fee[cids, band]
+            ok = np.isfinite(fee)
+            cids, fee = cids[ok], fee[ok]
+            x = np.column_stack((fee, self.car_perkg[cids], -self.car_cdf[cids, band],
+                                 -self.car_cutoff[cids], -self.car_maxw[cids]))
+            got = self._dom[key] = (cids, fee, x)
+        cids, fee, x = got
+        live = car_left[cids] > 0
+        if prev is None:
+            prev = (np.ones(len(cids), dtype=bool), self.route(zone_from, zone_to, band))
+        was, old = prev
+        if (live & ~was).any() or len(cids) <= 1:
+            return self.build_route(zone_from, zone_to, band, car_left), live
+        in_old = np.zeros(len(cids), dtype=bool)
+        if old:
+            in_old[np.searchsorted(cids, np.fromiter(old, dtype=np.int64, count=len(old)))] = True
+        gone = np.flatnonzero(in_old & ~live)
+        kept = np.flatnonzero(in_old & live)  # still not dominated: fewer carriers now
+        rest = np.flatnonzero(live & ~in_old)
+        if len(gone) and len(rest):
+            rest = rest[_dominated(x[gone], x[rest])]
+            if len(kept) and len(rest):
+                rest = rest[~_dominated(x[kept], x[rest])]
+            if len(rest) > 1:
+                rest = rest[_maximal(x[rest])]
+            idx = np.sort(np.concatenate((kept, rest)))
+        else:
+            idx = kept
+        idx = idx[np.argsort(fee[idx], kind="stable")]
+        return tuple(map(self.hot().car_ints.__getitem__, cids[idx].tolist())), live
+
+    def build_views(self, scenarios: list[tuple[float, int]]) -> int:
+        """Build every built route's view (open and closed) for each (penalty, promise)
+        scenario, as the router would on first use. Returns how many were built."""
+        n = 0
+        for pen, promise in dict.fromkeys(scenarios):
+            views = self._views.setdefault((pen, promise), {})
+            for key, route in self._routes.items():
+                band = key % 4
+                for closed in (0, 1):
+                    if key * 2 + closed not in views:
+                        views[key * 2 + closed] = (
+                            route, self.view(route, band, pen, promise, bool(closed)))
+                        n += 1
+        return n
+
     def build_routes(self) -> int:
         """Build every route some location can ship on, unless there are too many (then
         they are built on first use). Returns how many were built."""
@@ -381,6 +470,7 @@ class NetworkIndex:
         state["_scen"] = {}
         state["_scen_np"] = {}
         state["_views"] = {}
+        state["_dom"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -505,6 +595,12 @@ def build_index(net: NetworkSnapshot) -> NetworkIndex:
         sku_ptr=sku_ptr, sku_loc=sku_loc, stock0=stock0,
     )
     idx.hot()  # the router's plain-Python views are part of the build
-    idx.build_routes()
+    if idx.build_routes():
+        # and their views for the default cost model's services
+        from silkroute.routing.cost import SERVICES, CostModel
+
+        model = CostModel.for_currency(idx.currency)
+        idx.build_views([(model.penalty(s), model.promise_days(s, nd))
+                         for s in SERVICES for nd in (False, True)])
     idx.build_seconds = time.perf_counter() - t0
     return idx

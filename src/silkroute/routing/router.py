@@ -40,6 +40,8 @@ def day_share(hour: float) -> float:
     i = int(h)
     return max(0.05, _CUM[i] + (_CUM[i + 1] - _CUM[i]) * (h - i))
 _INF = float("inf")
+# Key in `CapacityState.tables` of the masks of carriers with capacity behind its routes.
+_LIVE = (-1.0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,7 @@ class _Pricer:
 
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views", "memo")
+                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views", "memo", "cap")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -210,6 +212,7 @@ class _Pricer:
         self.memo: dict[int, tuple[View, int]] = {}
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
+        self.cap = cap
         self.price = ctx.scarcity
         # Demand still to come today per unit already seen (the typical arrival curve).
         done = day_share(ctx.hour)
@@ -266,8 +269,18 @@ class _Pricer:
             hot = self.hot
             zf = hot.loc_zone[lp]
             band = hot.band_rows[lp][self.zone]
-            self.refreshed[got[5]] = self.index.build_route(
-                zf, self.zone, band, self.car_np, dominance=self.opp_car is None)
+            if self.opp_car is None:
+                # carriers only run out: rework the previous build (see `rebuild_route`)
+                live = self.cap.tables.setdefault(_LIVE, {})
+                prev = live.get(got[5])
+                route = self.refreshed.get(got[5])
+                self.refreshed[got[5]], mask = self.index.rebuild_route(
+                    zf, self.zone, band, self.car_np,
+                    None if prev is None or route is None else (prev, route))
+                live[got[5]] = mask
+            else:
+                self.refreshed[got[5]] = self.index.build_route(
+                    zf, self.zone, band, self.car_np, dominance=False)
             self.memo.pop(lp, None)
             got = self._scan(lp, weight, base, thr)
         return got[0], got[1], got[2], got[3]

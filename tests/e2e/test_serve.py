@@ -2,64 +2,20 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from silkroute.cli import app as cli_app
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve_command() -> list[str]:
-    """`silkroute serve`; until the CLI registers commands.api, the same command via -m."""
-    if any(c.name == "serve" for c in cli_app.registered_commands):
-        return [str(Path(sys.executable).parent / "silkroute"), "serve"]
-    return [sys.executable, "-m", "silkroute.commands.api", "serve"]
+from silkroute.bench.http import Server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*serve_command(), "--host", "127.0.0.1", "--port", str(port),
-         "--db", f"sqlite:///{tmp_path / 'serve.db'}", "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited with {proc.returncode}: "
-                            f"{(tmp_path / 'serve.log').read_text()}")
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not answer in 30 s: {(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with Server(f"sqlite:///{tmp_path / 'serve.db'}", tmp_path / "serve.log",
+                ready_timeout=30) as srv:
+        yield srv.base
 
 
 def test_serve_answers_a_seller_and_a_buyer_over_real_http(server: str) -> None:
@@ -112,40 +68,18 @@ def test_serve_answers_a_seller_and_a_buyer_over_real_http(server: str) -> None:
 
 
 def test_serve_demo_fills_the_market_and_prints_working_tokens(tmp_path: Path) -> None:
-    port = free_port()
     log_path = tmp_path / "demo.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*serve_command(), "--demo", "--demo-orders", "40", "--port", str(port),
-             "--db", f"sqlite:///{tmp_path / 'demo.db'}", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}/api/v1"
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-            tokens = {line.split()[1]: line.split()[-1]
-                      for line in log_path.read_text().splitlines()
-                      if line.startswith("demo ") and " token: " in line}
-            assert set(tokens) == {"operator", "seller", "buyer"}, log_path.read_text()
-            ops = {"Authorization": f"Bearer {tokens['operator']}"}
-            summary = httpx.get(f"{base}/operator/summary", headers=ops).json()
-            assert summary["counts"]["orders"] >= 40
-            buyer = {"Authorization": f"Bearer {tokens['buyer']}"}
-            assert httpx.get(f"{base}/buyer/orders", headers=buyer).json()["total"] >= 1
-            seller = {"Authorization": f"Bearer {tokens['seller']}"}
-            assert httpx.get(f"{base}/seller/shop", headers=seller).json()["seller_id"] == 1
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with Server(f"sqlite:///{tmp_path / 'demo.db'}", log_path,
+                extra_args=("--demo", "--demo-orders", "40")) as srv:
+        base = f"{srv.base}/api/v1"
+        tokens = {line.split()[1]: line.split()[-1]
+                  for line in srv.log().splitlines()
+                  if line.startswith("demo ") and " token: " in line}
+        assert set(tokens) == {"operator", "seller", "buyer"}, srv.log()
+        ops = {"Authorization": f"Bearer {tokens['operator']}"}
+        summary = httpx.get(f"{base}/operator/summary", headers=ops).json()
+        assert summary["counts"]["orders"] >= 40
+        buyer = {"Authorization": f"Bearer {tokens['buyer']}"}
+        assert httpx.get(f"{base}/buyer/orders", headers=buyer).json()["total"] >= 1
+        seller = {"Authorization": f"Bearer {tokens['seller']}"}
+        assert httpx.get(f"{base}/seller/shop", headers=seller).json()["seller_id"] == 1

@@ -47,8 +47,10 @@ class Server:
     """
 
     def __init__(self, db_url: str, log_path: Path, *, workers: int = 1,
-                 port: int | None = None, ready_timeout: float = 60.0):
+                 port: int | None = None, ready_timeout: float = 60.0,
+                 extra_args: Sequence[str] = ()):
         self.db_url = db_url
+        self.extra_args = tuple(extra_args)
         self.log_path = log_path
         self.workers = workers
         self.port = port or free_port()
@@ -61,7 +63,8 @@ class Server:
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             [*serve_command(), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers), "--db", self.db_url, "--log-level", "warning"],
+             "--workers", str(self.workers), "--db", self.db_url, "--log-level", "warning",
+             *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + self.ready_timeout

@@ -222,7 +222,7 @@ def checkout(
 def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
                        policy: FulfilmentPolicy) -> list[FulfilmentDecision]:
     repos = uow.repos
-    lost: tuple[OrderLineRequest, int] | None = None
+    lost: OrderLineRequest | None = None  # the line whose reservation lost the last race
     for _attempt in range(MAX_ROUTE_ATTEMPTS):
         decisions = []
         for request in requests:
@@ -250,10 +250,9 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
         for sku_id, location_id, qty in done:
             repos.stock.release(sku_id, location_id, qty)
         _notify(policy, "on_released")  # routed again: give back this attempt's parcels
-        line = next(ln for r in requests for ln in r.lines if ln.sku_id == failed[0])
-        lost = (line, 0)
+        lost = next(ln for r in requests for ln in r.lines if ln.sku_id == failed[0])
     assert lost is not None
-    line = lost[0]
+    line = lost
     seller = next(r.seller_id for r in requests if line in r.lines)
     available = sum(c.available.get(line.sku_id, 0) for c in _candidates(uow, seller,
                                                                          [line.sku_id]))

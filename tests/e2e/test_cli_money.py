@@ -56,3 +56,12 @@ def test_buy_now_to_payout_and_ledger_check(tmp_path: Path):
     assert code == 0 and "membership active" in text
     code, text = run(db, "pay", "refund", "1", "--amount", "999999")
     assert code == 1 and "exceeds" in text
+
+
+def test_bench_checkout_refuses_bad_sizes_with_one_line():
+    res = runner.invoke(app, ["bench", "checkout", "--clients", "0"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "error: clients must be between 1 and 64"
+    res = runner.invoke(app, ["bench", "checkout", "--orders", "0"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "error: orders must be at least 1"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -59,6 +59,16 @@ class CheckoutHooks(Protocol):
     def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
         """Called once the orders are recorded, before commit; raising rolls back."""
         ...
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a caller already read in the checkout's transaction (one-click reads it in one
+    statement with its own context): the buyer's address and the cart's SKUs by code.
+    `address` and each SKU row need the attributes `checkout` reads from the tables."""
+
+    address: Any
+    skus: dict[str, Any]
 
 
 # None: the silkroute router when the database holds a network with carriers
@@ -152,12 +162,16 @@ def checkout(
     pickup_location_id: int | None = None,
     policy: FulfilmentPolicy | None = None,
     hooks: CheckoutHooks | None = None,
+    known: Callable[[UnitOfWork], Known] | None = None,
 ) -> CheckoutResult:
     """Split the cart per seller, route each order and reserve its stock atomically.
 
     Reservations are conditional updates applied in one global (sku, location) order;
     if another buyer won a race, the whole cart is routed again on fresh stock, a bounded
     number of times. Any failure leaves nothing reserved.
+
+    `known`, when given, is called first inside the transaction and replaces the reads of
+    the buyer, the default address and the SKUs (it may raise to abort the checkout).
     """
     cart = validate_cart(lines)
     if service not in SERVICES:
@@ -170,10 +184,15 @@ def checkout(
     with outcome, uow:
         policy = outcome.resolve(uow)
         repos = uow.repos
-        if repos.buyers.get(buyer_id) is None:
-            raise NotFound(f"buyer_id: no buyer {buyer_id}", field="buyer_id")
-        address = (repos.buyers.address(address_id) if address_id is not None
-                   else repos.buyers.default_address(buyer_id))
+        pre = known(uow) if known is not None else None
+        if pre is not None:
+            address, skus = pre.address, pre.skus
+        else:
+            if repos.buyers.get(buyer_id) is None:
+                raise NotFound(f"buyer_id: no buyer {buyer_id}", field="buyer_id")
+            address = (repos.buyers.address(address_id) if address_id is not None
+                       else repos.buyers.default_address(buyer_id))
+            skus = repos.catalog.skus_by_code(c.sku for c in cart)
         if address is None or address.buyer_id != buyer_id:
             raise (NotFound(f"address_id: no address {address_id} of buyer {buyer_id}",
                             field="address_id") if address_id is not None else
@@ -186,7 +205,6 @@ def checkout(
                 raise NotFound(f"pickup_location_id: no pickup point {pickup_location_id}",
                                field="pickup_location_id")
             dest_lat, dest_lon, dest_zone = point.latitude, point.longitude, point.zone_id
-        skus = repos.catalog.skus_by_code(c.sku for c in cart)
         by_seller: dict[int, list[OrderLineRequest]] = defaultdict(list)
         prices: dict[int, int] = {}
         currency: dict[int, str] = {}

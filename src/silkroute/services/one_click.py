@@ -7,13 +7,12 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
 from silkroute.domain.catalog import check_quantity, check_sku_code
 from silkroute.domain.errors import NotFound, ValidationError
-from silkroute.domain.membership import period_key
 from silkroute.domain.money import CurrencyMismatch
 from silkroute.payments.port import (
     IdempotencyKeyReused,
@@ -21,7 +20,7 @@ from silkroute.payments.port import (
     PaymentProvider,
 )
 from silkroute.services import payments
-from silkroute.services.checkout import CartLine, CheckoutResult, checkout
+from silkroute.services.checkout import CartLine, CheckoutResult, Known, checkout
 from silkroute.store.uow import UnitOfWork
 
 KEY_TTL = timedelta(hours=24)  # keys are kept at least this long
@@ -45,22 +44,69 @@ class OneClickResult:
         return asdict(self)
 
 
+class _Claimed(Exception):
+    """The idempotency key was claimed by an earlier call: return its result instead."""
+
+
+class _Address(NamedTuple):
+    id: int
+    buyer_id: int
+    latitude: float
+    longitude: float
+    zone_id: int | None
+
+
+class _Sku(NamedTuple):
+    id: int
+    code: str
+    seller_id: int
+    on_sale: bool
+    weight_g: int
+    price_amount: int
+    currency: str
+
+
 class _Hooks(payments.ShippingHooks):
-    """Shipping from prefetched data, and the idempotency key claimed with the orders."""
+    """Reads everything one-click needs in one statement inside the checkout's transaction,
+    charges shipping from it, and claims the idempotency key with the orders."""
 
-    def __init__(self, buyer_id: int, now: datetime, ctx: Any, scope: str, key: str,
+    def __init__(self, buyer_id: int, sku: str, now: datetime, scope: str, key: str,
                  request_hash: str):
-        super().__init__(buyer_id, now.date(), is_member=ctx.member_period is not None,
-                         templates={})
-        self._ctx = ctx
+        super().__init__(buyer_id, now.date(), templates={})
+        self._sku = sku
         self._claim = (scope, key, request_hash, now)
+        self.ctx: Any = None
 
-    def shipping_fee(self, uow: UnitOfWork, request: Any, items_amount: int,
-                     currency: str) -> int:
-        if request.seller_id not in self._templates:
-            self._templates[request.seller_id] = (
-                self._ctx.template, self._ctx.carrier_id or payments.DEFAULT_CARRIER_ID)
-        return super().shipping_fee(uow, request, items_amount, currency)
+    def known(self, uow: UnitOfWork) -> Known:
+        scope, key, _digest, now = self._claim
+        money = uow.repos.money
+        ctx = money.one_click_context(self.buyer_id, self._sku, self.period, scope, key)
+        if ctx is None:  # no such SKU: a replay if the key was used, else a bad request
+            if money.key(scope, key) is not None:
+                raise _Claimed
+            raise NotFound(f"sku: no SKU {self._sku!r}", field="sku")
+        if ctx.key_id is not None:
+            raise _Claimed
+        if ctx.buyer_found is None:
+            raise NotFound(f"buyer_id: no buyer {self.buyer_id}", field="buyer_id")
+        if ctx.pm_id is None:
+            raise ValidationError(f"payment_method: buyer {self.buyer_id} has no saved "
+                                  "payment method (add one with `silkroute buyer card add`)",
+                                  field="payment_method", code="no_payment_method")
+        if ctx.pm_currency != ctx.sku_currency:
+            raise CurrencyMismatch(f"payment_method: currency mismatch: the default card pays "
+                                   f"in {ctx.pm_currency}, {self._sku} sells in "
+                                   f"{ctx.sku_currency}", field="payment_method")
+        self.ctx = ctx
+        self._member = ctx.member_period is not None
+        self._templates[ctx.seller_id] = (ctx.template,
+                                          ctx.carrier_id or payments.DEFAULT_CARRIER_ID)
+        address = (None if ctx.address_id is None else
+                   _Address(ctx.address_id, self.buyer_id, ctx.latitude, ctx.longitude,
+                            ctx.zone_id))
+        sku = _Sku(ctx.sku_id, ctx.code, ctx.seller_id, ctx.on_sale, ctx.weight_g,
+                   ctx.price_amount, ctx.sku_currency)
+        return Known(address, {ctx.code: sku})
 
     def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
         scope, key, request_hash, now = self._claim
@@ -96,26 +142,13 @@ def one_click(uow: UnitOfWork, buyer_id: int, sku: str, quantity: int, *,
     moment = payments._now(now)
     scope = f"one_click:buyer:{buyer_id}"
     digest = request_hash(sku, quantity)
-    with uow:
-        ctx = uow.repos.money.one_click_context(buyer_id, sku, period_key(moment.date()),
-                                                scope, idempotency_key)
-        if ctx is None and uow.repos.money.key(scope, idempotency_key) is None:
-            raise NotFound(f"sku: no SKU {sku!r}", field="sku")
-    if ctx is None or ctx.key_id is not None:
-        return _replay(uow, scope, idempotency_key, digest, prov)
-    if ctx.pm_id is None:
-        raise ValidationError(f"payment_method: buyer {buyer_id} has no saved payment method "
-                              "(add one with `silkroute buyer card add`)",
-                              field="payment_method", code="no_payment_method")
-    if ctx.pm_currency != ctx.sku_currency:
-        raise CurrencyMismatch(f"payment_method: currency mismatch: the default card pays in "
-                               f"{ctx.pm_currency}, {sku} sells in {ctx.sku_currency}",
-                               field="payment_method")
-    hooks = _Hooks(buyer_id, moment, ctx, scope, idempotency_key, digest)
+    hooks = _Hooks(buyer_id, sku, moment, scope, idempotency_key, digest)
     try:
-        placed = checkout(uow, buyer_id, [CartLine(sku, quantity)], hooks=hooks)
-    except IntegrityError:
-        return _replay(uow, scope, idempotency_key, digest, prov)  # lost the race for the key
+        placed = checkout(uow, buyer_id, [CartLine(sku, quantity)], hooks=hooks,
+                          known=hooks.known)
+    except (IntegrityError, _Claimed):  # claimed before, or lost the race for the key
+        return _replay(uow, scope, idempotency_key, digest, prov)
+    ctx = hooks.ctx
     order = placed.orders[0]
     plan = payments._Plan(placed.checkout_id, buyer_id, ctx.pm_id, ctx.token, order.currency)
     carrier_id, fee = hooks.carriers.get(order.seller_id, (payments.DEFAULT_CARRIER_ID, 0))

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from silkroute.domain import ledger, membership
@@ -38,6 +38,7 @@ from silkroute.services.checkout import (
 )
 from silkroute.store import tables as t
 from silkroute.store.ledger_repo import post
+from silkroute.store.sql import insert_rows
 from silkroute.store.uow import UnitOfWork
 
 DEFAULT_AUTO_CONFIRM_DAYS = 10
@@ -346,13 +347,10 @@ def _move_all(uow: UnitOfWork, order_ids: list[int], source: OrderState, target:
     """Move orders known to be in `source` with one compare-and-set and one event insert."""
     for oid in order_ids:
         transition(oid, source, target)
-    o = t.orders
-    res = uow.conn.execute(update(o).where(o.c.id.in_(order_ids), o.c.state == source.value)
-                           .values(state=target.value, updated_at=func.now()))
-    if res.rowcount != len(order_ids):
+    if uow.repos.orders.move_many(order_ids, source.value, target.value) != len(order_ids):
         raise Conflict(f"orders {order_ids} changed concurrently; nothing recorded",
                        field="state", code="concurrent_change")
-    uow.conn.execute(insert(t.order_events), [
+    insert_rows(uow.conn, t.order_events, [
         {"order_id": oid, "from_state": source.value, "to_state": target.value, "note": note}
         for oid in order_ids])
 

@@ -6,15 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from silkroute.store.auth_tables import accounts, api_tokens
-
-
-def _new_id(conn: Connection, statement: Any) -> int:
-    key = conn.execute(statement).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+from silkroute.store.sql import insert_id
 
 
 class AccountRepo:
@@ -23,7 +18,7 @@ class AccountRepo:
 
     def add(self, role: str, name: str, *, buyer_id: int | None = None,
             seller_id: int | None = None, carrier_id: int | None = None) -> int:
-        return _new_id(self.conn, insert(accounts).values(
+        return insert_id(self.conn, accounts, dict(
             role=role, name=name, buyer_id=buyer_id, seller_id=seller_id,
             carrier_id=carrier_id))
 
@@ -44,7 +39,7 @@ class TokenRepo:
         self.conn = conn
 
     def add(self, account_id: int, token_hash: str, prefix: str, label: str) -> int:
-        return _new_id(self.conn, insert(api_tokens).values(
+        return insert_id(self.conn, api_tokens, dict(
             account_id=account_id, token_hash=token_hash, prefix=prefix, label=label))
 
     def get(self, token_id: int) -> Any:

@@ -14,12 +14,7 @@ from silkroute.store import delivery_tables as d
 from silkroute.store import money_tables as m
 from silkroute.store import network_tables as nt
 from silkroute.store import tables as t
-
-
-def _new_id(conn: Connection, statement: Any) -> int:
-    key = conn.execute(statement).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+from silkroute.store.sql import insert_id
 
 
 class DeliveryRepo:
@@ -85,7 +80,7 @@ class DeliveryRepo:
 
     # parcels ----------------------------------------------------------------------------
     def add_parcel(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(d.parcels).values(**values))
+        return insert_id(self.conn, d.parcels, values)
 
     def parcel(self, parcel_id: int, *, lock: bool = False) -> Any:
         q = select(d.parcels).where(d.parcels.c.id == parcel_id)
@@ -209,7 +204,7 @@ class DeliveryRepo:
                                                   ce.c.event_id == event_id)).first()
 
     def add_event(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(d.carrier_events).values(**values))
+        return insert_id(self.conn, d.carrier_events, values)
 
     def set_event(self, row_id: int, **values: Any) -> None:
         ce = d.carrier_events
@@ -222,7 +217,7 @@ class DeliveryRepo:
 
     # refund requests --------------------------------------------------------------------
     def add_refund_request(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(d.refund_requests).values(**values))
+        return insert_id(self.conn, d.refund_requests, values)
 
     def refund_request(self, request_id: int) -> Any:
         rr = d.refund_requests

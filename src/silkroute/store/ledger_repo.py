@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from silkroute.domain.ledger import LedgerTransaction, UnbalancedTransaction
 from silkroute.store import money_tables as m
 from silkroute.store.engine import is_sqlite
+from silkroute.store.sql import insert_id, insert_rows
 
 if TYPE_CHECKING:
     from silkroute.store.uow import UnitOfWork
@@ -32,12 +33,10 @@ class LedgerRepo:
     def append_raw(self, key: str, kind: str, reference: str,
                    postings: Sequence[dict[str, Any]]) -> int:
         """Write rows as given (no domain check): the database and `check_balanced` judge."""
-        pk = self.conn.execute(insert(m.ledger_transactions).values(
-            key=key, kind=kind, reference=reference)).inserted_primary_key
-        assert pk is not None
-        txn_id = int(pk[0])
-        self.conn.execute(insert(m.ledger_postings),
-                          [{**row, "transaction_id": txn_id} for row in postings])
+        txn_id = insert_id(self.conn, m.ledger_transactions,
+                           {"key": key, "kind": kind, "reference": reference})
+        insert_rows(self.conn, m.ledger_postings,
+                    [{**row, "transaction_id": txn_id} for row in postings])
         self.written.add(txn_id)
         return txn_id
 

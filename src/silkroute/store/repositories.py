@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from silkroute.store import tables as t
 from silkroute.store.ledger_repo import LedgerRepo
 from silkroute.store.money_repo import MoneyRepo
-
-
-def _new_id(conn: Connection, statement: Any) -> int:
-    """Run an INSERT and return the primary key it created."""
-    key = conn.execute(statement).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+from silkroute.store.sql import insert_id, insert_rows
 
 
 class _Repo:
@@ -26,13 +20,13 @@ class _Repo:
 
 class SellerRepo(_Repo):
     def add(self, name: str) -> int:
-        return _new_id(self.conn, insert(t.sellers).values(name=name))
+        return insert_id(self.conn, t.sellers, dict(name=name))
 
     def get(self, seller_id: int) -> Any:
         return self.conn.execute(select(t.sellers).where(t.sellers.c.id == seller_id)).first()
 
     def add_shop(self, seller_id: int, name: str, currency: str) -> int:
-        return _new_id(self.conn, insert(t.shops).values(
+        return insert_id(self.conn, t.shops, dict(
             seller_id=seller_id, name=name, currency=currency))
 
     def shop_of(self, seller_id: int) -> Any:
@@ -55,7 +49,7 @@ class ZoneRepo(_Repo):
 
 class LocationRepo(_Repo):
     def add(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(t.locations).values(**values))
+        return insert_id(self.conn, t.locations, values)
 
     def get(self, location_id: int) -> Any:
         return self.conn.execute(
@@ -73,11 +67,11 @@ class LocationRepo(_Repo):
 
 class CatalogRepo(_Repo):
     def add_product(self, seller_id: int, title: str, category: str) -> int:
-        return _new_id(self.conn, insert(t.products).values(
+        return insert_id(self.conn, t.products, dict(
             seller_id=seller_id, title=title, category=category))
 
     def add_sku(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(t.skus).values(**values))
+        return insert_id(self.conn, t.skus, values)
 
     def existing_codes(self, codes: Iterable[str]) -> set[str]:
         codes = list(codes)
@@ -100,6 +94,29 @@ class CatalogRepo(_Repo):
 
     def count_products(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(t.products)).scalar_one())
+
+
+# Built once: the checkout runs these on every order (see store/sql.py for why).
+_CANDIDATES = (
+    select(t.locations.c.id.label("location_id"), t.locations.c.name,
+           t.locations.c.latitude, t.locations.c.longitude, t.stock.c.sku_id,
+           (t.stock.c.on_hand - t.stock.c.reserved).label("available"))
+    .join(t.stock, t.stock.c.location_id == t.locations.c.id)
+    .where(t.locations.c.seller_id == bindparam("seller_id"),
+           t.stock.c.sku_id.in_(bindparam("sku_ids", expanding=True)))
+    .order_by(t.locations.c.id, t.stock.c.sku_id))
+_RESERVE = (
+    update(t.stock)
+    .where(t.stock.c.sku_id == bindparam("want_sku"),
+           t.stock.c.location_id == bindparam("want_location"),
+           t.stock.c.on_hand - t.stock.c.reserved >= bindparam("want_qty"))
+    .values(reserved=t.stock.c.reserved + bindparam("want_qty")))
+_META = select(t.demo_marker.c.value).where(t.demo_marker.c.key == bindparam("key"))
+_MOVE = (
+    update(t.orders)
+    .where(t.orders.c.id.in_(bindparam("ids", expanding=True)),
+           t.orders.c.state == bindparam("from_state"))
+    .values(state=bindparam("to_state"), updated_at=func.now()))
 
 
 class StockRepo(_Repo):
@@ -127,21 +144,13 @@ class StockRepo(_Repo):
 
     def candidates(self, seller_id: int, sku_ids: Sequence[int]) -> Sequence[Any]:
         """Per location of the seller: the available units of each of these SKUs."""
-        return self.conn.execute(
-            select(t.locations.c.id.label("location_id"), t.locations.c.name,
-                   t.locations.c.latitude, t.locations.c.longitude, t.stock.c.sku_id,
-                   (t.stock.c.on_hand - t.stock.c.reserved).label("available"))
-            .join(t.stock, t.stock.c.location_id == t.locations.c.id)
-            .where(t.locations.c.seller_id == seller_id, t.stock.c.sku_id.in_(sku_ids))
-            .order_by(t.locations.c.id, t.stock.c.sku_id)).all()
+        return self.conn.execute(_CANDIDATES, {"seller_id": seller_id,
+                                               "sku_ids": list(sku_ids)}).all()
 
     def reserve(self, sku_id: int, location_id: int, quantity: int) -> bool:
         """Conditional update: reserve only while available ≥ quantity. True if it did."""
-        res = self.conn.execute(
-            update(t.stock)
-            .where(t.stock.c.sku_id == sku_id, t.stock.c.location_id == location_id,
-                   t.stock.c.on_hand - t.stock.c.reserved >= quantity)
-            .values(reserved=t.stock.c.reserved + quantity))
+        res = self.conn.execute(_RESERVE, {"want_sku": sku_id, "want_location": location_id,
+                                           "want_qty": quantity})
         return res.rowcount == 1
 
     def release(self, sku_id: int, location_id: int, quantity: int) -> bool:
@@ -175,7 +184,7 @@ class StockRepo(_Repo):
 
 class BuyerRepo(_Repo):
     def add(self, name: str) -> int:
-        return _new_id(self.conn, insert(t.buyers).values(name=name))
+        return insert_id(self.conn, t.buyers, dict(name=name))
 
     def get(self, buyer_id: int) -> Any:
         return self.conn.execute(select(t.buyers).where(t.buyers.c.id == buyer_id)).first()
@@ -184,7 +193,7 @@ class BuyerRepo(_Repo):
         if values.get("is_default"):
             self.conn.execute(update(t.addresses).where(
                 t.addresses.c.buyer_id == values["buyer_id"]).values(is_default=False))
-        return _new_id(self.conn, insert(t.addresses).values(**values))
+        return insert_id(self.conn, t.addresses, values)
 
     def address(self, address_id: int) -> Any:
         return self.conn.execute(
@@ -198,28 +207,28 @@ class BuyerRepo(_Repo):
 
 class OrderRepo(_Repo):
     def add_checkout(self, buyer_id: int) -> int:
-        return _new_id(self.conn, insert(t.checkouts).values(buyer_id=buyer_id))
+        return insert_id(self.conn, t.checkouts, dict(buyer_id=buyer_id))
 
     def add(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(t.orders).values(**values))
+        return insert_id(self.conn, t.orders, values)
 
     def add_line(self, **values: Any) -> int:
-        return _new_id(self.conn, insert(t.order_lines).values(**values))
+        return insert_id(self.conn, t.order_lines, values)
 
     def add_allocations(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(insert(t.allocations), rows)
+        insert_rows(self.conn, t.allocations, rows)
 
     def add_events(self, order_id: int, moves: list[tuple[str | None, str]]) -> None:
         """Record several moves of one order in one statement."""
-        self.conn.execute(insert(t.order_events), [
+        insert_rows(self.conn, t.order_events, [
             {"order_id": order_id, "from_state": a, "to_state": b, "note": ""}
             for a, b in moves])
 
     def add_event(self, order_id: int, from_state: str | None, to_state: str,
                   note: str = "") -> None:
-        self.conn.execute(insert(t.order_events).values(
-            order_id=order_id, from_state=from_state, to_state=to_state, note=note))
+        insert_rows(self.conn, t.order_events, [{
+            "order_id": order_id, "from_state": from_state, "to_state": to_state,
+            "note": note}])
 
     def get(self, order_id: int) -> Any:
         return self.conn.execute(select(t.orders).where(t.orders.c.id == order_id)).first()
@@ -252,11 +261,13 @@ class OrderRepo(_Repo):
 
     def move(self, order_id: int, from_state: str, to_state: str) -> bool:
         """Compare-and-set the state: only one concurrent caller wins a transition."""
-        res = self.conn.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order_id, t.orders.c.state == from_state)
-            .values(state=to_state, updated_at=func.now()))
-        return res.rowcount == 1
+        return self.move_many([order_id], from_state, to_state) == 1
+
+    def move_many(self, order_ids: Sequence[int], from_state: str, to_state: str) -> int:
+        """Compare-and-set several orders from one state; returns how many moved."""
+        res = self.conn.execute(_MOVE, {"ids": list(order_ids), "from_state": from_state,
+                                        "to_state": to_state})
+        return int(res.rowcount)
 
     def count_by_state(self) -> dict[str, int]:
         rows = self.conn.execute(
@@ -266,8 +277,7 @@ class OrderRepo(_Repo):
 
 class MetaRepo(_Repo):
     def get(self, key: str) -> str | None:
-        return self.conn.execute(select(t.demo_marker.c.value).where(
-            t.demo_marker.c.key == key)).scalar_one_or_none()
+        return self.conn.execute(_META, {"key": key}).scalar_one_or_none()
 
     def set(self, key: str, value: str) -> None:
         if self.get(key) is None:

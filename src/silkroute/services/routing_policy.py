@@ -7,8 +7,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-
 from silkroute.domain.errors import OutOfStock, Unroutable
 from silkroute.routing.baselines import SilkroutePolicy
 from silkroute.routing.capacity import CapacityState
@@ -21,8 +19,7 @@ from silkroute.routing.policy import (
     OrderRequest,
     Shipment,
 )
-from silkroute.store import tables as t
-from silkroute.store.network_repo import has_carriers, load_snapshot, network_stamp
+from silkroute.store.network_repo import load_snapshot, network_signature
 from silkroute.store.uow import UnitOfWork
 
 
@@ -60,11 +57,7 @@ def _key(uow: UnitOfWork) -> str:
 
 def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
     """What the cached index depends on: the saved network and the set of locations."""
-    stamp = network_stamp(uow.conn)
-    if stamp is None or not has_carriers(uow.conn):
-        return None
-    n, top = uow.conn.execute(select(func.count(), func.max(t.locations.c.id))).one()
-    return (stamp, int(n), int(top or 0))
+    return network_signature(uow.conn)
 
 
 def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState | None:

@@ -203,6 +203,23 @@ def has_carriers(conn: Connection) -> bool:
     return conn.execute(select(nt.carriers.c.id).limit(1)).first() is not None
 
 
+_SIGNATURE = select(
+    select(t.demo_marker.c.value).where(t.demo_marker.c.key == STAMP_KEY).scalar_subquery(),
+    select(nt.carriers.c.id).limit(1).scalar_subquery(),
+    select(func.count()).select_from(t.locations).scalar_subquery(),
+    select(func.max(t.locations.c.id)).scalar_subquery())
+
+
+def network_signature(conn: Connection) -> tuple[str, int, int] | None:
+    """What a cached router index depends on, in one statement (checkout asks on every
+    order): the network's stamp, the number of locations and the highest location id; None
+    when no network with carriers was saved."""
+    stamp, carrier, n, top = conn.execute(_SIGNATURE).one()
+    if stamp is None or carrier is None:
+        return None
+    return (stamp, int(n), int(top or 0))
+
+
 def load_snapshot(conn: Connection, *, with_stock: bool = True) -> NetworkSnapshot:
     """Everything the router needs, read from the database (ids are database ids).
 
@@ -260,4 +277,4 @@ def load_snapshot(conn: Connection, *, with_stock: bool = True) -> NetworkSnapsh
 
 
 __all__ = ["SavedNetwork", "has_carriers", "load_snapshot", "network_ref_of",
-           "network_stamp", "network_version", "save_network", "store_network"]
+           "network_signature", "network_stamp", "network_version", "save_network", "store_network"]

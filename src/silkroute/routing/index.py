@@ -28,14 +28,19 @@ KINDS: tuple[LocationKind, ...] = tuple(LocationKind)
 # no other carrier of the route beats on every count (fee, fee per kg, P(on time) on every
 # day, cut-off, max weight), by fee.
 Route = tuple[int, ...]
-# A route seen by one (penalty, promise) scenario: its carriers by their cost for a parcel
-# of W_REF handed over as early as possible, and per position the least fee + penalty x
-# P(late) and the least fee per gram of the carriers from that position on (a lower bound
-# of all of them, for any weight and hour).
-View = tuple[tuple[int, ...], Any, Any]
+# What the router's scan reads of one carrier in one (penalty, promise) scenario and
+# distance band: (carrier, fee + penalty x P(late) when picked up today, the same when
+# picked up tomorrow, cut-off hour, fee per gram, max weight g, 1 / daily capacity). One
+# tuple per carrier, shared by every view of the scenario and band.
+Rec = tuple[int, float, float, float, float, float, float]
+# A route seen by one (penalty, promise) scenario: its carriers' records by their cost for
+# a parcel of W_REF handed over as early as possible, and per position the least fee +
+# penalty x P(late) and the least fee per gram of the carriers from that position on (a
+# lower bound of all of them, for any weight and hour).
+View = tuple[tuple[Rec, ...], Any, Any]
 W_REF = 1_000.0
-EAGER_ROUTES = 60_000
-_DOM_BLOCK = 1 << 18  # pairs compared at once by `_dominated`  # build every route with the index when there are at most this many
+EAGER_ROUTES = 60_000  # build every route with the index when there are at most this many
+_DOM_BLOCK = 1 << 18  # pairs compared at once by `_dominated`
 # Probe scenarios of the dominance filter: per row, weight (kg) and penalty x P(late) on
 # days 0, 1, 2 (same-day, next-day and two-day promises; standard and member penalties).
 _PROBE_W = np.array([[w] for w in (0.0, 1.0, 5.0, 20.0) for _ in range(6)])
@@ -203,6 +208,8 @@ class NetworkIndex:
         default_factory=dict, repr=False)
     _scen_np: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False)
+    # (penalty, promise) -> per band, per carrier: its `Rec`
+    _recs: dict[tuple[float, int], list[list[Rec]]] = field(default_factory=dict, repr=False)
     # (penalty, promise) -> route key x 2 + closed -> (the route, its view)
     _views: dict[tuple[float, int], dict[int, tuple[Route, View]]] = field(
         default_factory=dict, repr=False)
@@ -304,12 +311,26 @@ class NetworkIndex:
             got = self._scen[key] = (today, tomorrow)
         return got
 
+    def records(self, penalty: float, promise: int) -> list[list[Rec]]:
+        """Per band, per carrier: its `Rec` in the (penalty, promise) scenario (cached)."""
+        key = (penalty, promise)
+        got = self._recs.get(key)
+        if got is None:
+            hot = self.hot()
+            today, tomorrow = self.scenario(penalty, promise)
+            got = self._recs[key] = [
+                list(zip(hot.car_ints, td, tm, hot.car_cutoff, hot.car_b, hot.car_maxw,
+                         hot.car_cap_inv, strict=True))
+                for td, tm in zip(today, tomorrow, strict=True)]
+        return got
+
     def view(self, route: Route, band: int, penalty: float, promise: int, closed: bool
              ) -> View:
         """See `View`; `closed`: the location has closed (every carrier picks up tomorrow)."""
         cars = route
         if not cars:
             return (), array("d"), array("d")
+        recs = self.records(penalty, promise)[band]
         if len(cars) <= 64:
             # plain Python: the same floats and order as below, without numpy's overhead
             row = (self.scenario(penalty, promise)[1 if closed else 0])[band]
@@ -323,7 +344,7 @@ class NetworkIndex:
                     av[j] = av[j + 1]
                 if bv[j + 1] < bv[j]:
                     bv[j] = bv[j + 1]
-            return tuple(srt), array("d", av), array("d", bv)
+            return tuple(map(recs.__getitem__, srt)), array("d", av), array("d", bv)
         today, tomorrow = self.scenario_arrays(penalty, promise)
         idx = np.fromiter(cars, dtype=np.int64, count=len(cars))
         a = (tomorrow if closed else today)[band][idx]
@@ -332,7 +353,7 @@ class NetworkIndex:
         a, b = a[order], b[order]
         asuf = np.minimum.accumulate(a[::-1])[::-1]
         bsuf = np.minimum.accumulate(b[::-1])[::-1]
-        return (tuple(map(self.hot().car_ints.__getitem__, idx[order].tolist())),
+        return (tuple(map(recs.__getitem__, idx[order].tolist())),
                 array("d", asuf.tolist()), array("d", bsuf.tolist()))
 
     def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
@@ -481,6 +502,7 @@ class NetworkIndex:
         state["_hot"] = []
         state["_scen"] = {}
         state["_scen_np"] = {}
+        state["_recs"] = {}
         state["_views"] = {}
         state["_dom"] = {}
         return state

@@ -192,7 +192,7 @@ class _Pricer:
 
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "a_today", "a_tom", "pace", "views", "memo", "cap")
+                 "penalty", "n_zones", "pace", "views", "memo", "cap")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -204,12 +204,12 @@ class _Pricer:
         self.n_zones = len(self.hot.next_day)
         self.promise = ctx.promise
         self.penalty = ctx.penalty
-        self.a_today, self.a_tom = index.scenario(ctx.penalty, ctx.promise)
         views = index._views.get((ctx.penalty, ctx.promise))
         if views is None:
             views = index._views[(ctx.penalty, ctx.promise)] = {}
         self.views = views
-        self.memo: dict[int, tuple[View, int]] = {}
+        # location -> (its view, its route's key, the hour its carriers see: inf once closed)
+        self.memo: dict[int, tuple[View, int, float]] = {}
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.cap = cap
@@ -250,106 +250,135 @@ class _Pricer:
         other location (an unfulfilled order) — so orders that have other options go
         elsewhere, and the capacity stays for those that do not."""
         left = self.loc_left[lp]
-        u = 1.0 - left * self.hot.loc_cap_inv[lp]
+        hot = self.hot
+        u = 1.0 - left * hot.loc_cap_inv[lp]
         u2 = u * u
-        base = self.hot.loc_handling[lp] + self.price * u2 * u2
+        base = hot.loc_handling[lp] + self.price * u2 * u2
         if u > 0.0:
-            ahead = (self.hot.loc_capacity[lp] - left) * self.pace  # expected use from now
+            ahead = (hot.loc_capacity[lp] - left) * self.pace  # expected use from now
             if ahead > left:
                 base += self.price * SHORTAGE * (1.0 - left / ahead)
         return base
+
+    def view(self, lp: int) -> tuple[View, int, float]:
+        """The location's route as this order's scenario sees it, the route's key, and the
+        hour the carriers see (inf once the location has closed: picked up tomorrow)."""
+        got = self.memo.get(lp)
+        if got is not None:
+            return got
+        route, key = self.route(lp)
+        hot = self.hot
+        hour = self.hour
+        closed = hour >= hot.loc_closes[lp]
+        vkey = key * 2 + closed
+        v = self.views.get(vkey)
+        if v is None or v[0] is not route:
+            v = self.views[vkey] = (route, self.index.view(
+                route, key & 3, self.penalty, self.promise, closed))
+        got = self.memo[lp] = (v[1], key, _INF if closed else hour)
+        return got
+
+    def _rebuild(self, lp: int, key: int) -> None:
+        """Carriers of the location's route have run out of capacity: rebuild it without
+        them (for this capacity state), so the carriers they dominated come back."""
+        hot = self.hot
+        zf = hot.loc_zone[lp]
+        band = hot.band_rows[lp][self.zone]
+        if self.opp_car is None:
+            # carriers only run out: rework the previous build (see `rebuild_route`)
+            live = self.cap.tables.setdefault(_LIVE, {})
+            prev = live.get(key)
+            route = self.refreshed.get(key)
+            self.refreshed[key], mask = self.index.rebuild_route(
+                zf, self.zone, band, self.car_np,
+                None if prev is None or route is None else (prev, route))
+            live[key] = mask
+        else:
+            self.refreshed[key] = self.index.build_route(
+                zf, self.zone, band, self.car_np, dominance=False)
+        self.memo.pop(lp, None)
 
     def best(self, lp: int, weight: float, base: float, thr: float
              ) -> tuple[float, int, float, int]:
         """(total, carrier) of the best and second-best carrier of a parcel of `weight`
         from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms."""
-        got = self._scan(lp, weight, base, thr)
-        if got[4]:
-            # carriers of the route have run out of capacity: rebuild it without them
-            hot = self.hot
-            zf = hot.loc_zone[lp]
-            band = hot.band_rows[lp][self.zone]
-            if self.opp_car is None:
-                # carriers only run out: rework the previous build (see `rebuild_route`)
-                live = self.cap.tables.setdefault(_LIVE, {})
-                prev = live.get(got[5])
-                route = self.refreshed.get(got[5])
-                self.refreshed[got[5]], mask = self.index.rebuild_route(
-                    zf, self.zone, band, self.car_np,
-                    None if prev is None or route is None else (prev, route))
-                live[got[5]] = mask
-            else:
-                self.refreshed[got[5]] = self.index.build_route(
-                    zf, self.zone, band, self.car_np, dominance=False)
-            self.memo.pop(lp, None)
-            got = self._scan(lp, weight, base, thr)
-        return got[0], got[1], got[2], got[3]
-
-    def view(self, lp: int) -> tuple[View, int]:
-        """The location's route as this order's scenario sees it, and the route's key."""
-        got = self.memo.get(lp)
-        if got is not None:
-            return got
-        got = self.memo[lp] = self._view(lp)
-        return got
-
-    def _view(self, lp: int) -> tuple[View, int]:
-        route, key = self.route(lp)
-        closed = self.hour >= self.hot.loc_closes[lp]
-        vkey = key * 2 + closed
-        got = self.views.get(vkey)
-        if got is None or got[0] is not route:
-            got = self.views[vkey] = (route, self.index.view(
-                route, self.hot.band_rows[lp][self.zone], self.penalty, self.promise, closed))
-        return got[1], key
-
-    def _scan(self, lp: int, weight: float, base: float, thr: float
-              ) -> tuple[float, int, float, int, bool, int]:
-        (cars, asuf, bsuf), key = self.view(lp)
-        hot = self.hot
-        band = hot.band_rows[lp][self.zone]
-        a_today = self.a_today[band]
-        a_tom = self.a_tom[band]
-        cutoff = hot.car_cutoff
-        per_g = hot.car_b
-        maxw = hot.car_maxw
-        hour = self.hour if self.hour < hot.loc_closes[lp] else _INF
-        t1 = t2 = _INF
-        c1 = c2 = -1
-        lim = thr - base
-        left_of = self.car_left
-        inv = hot.car_cap_inv
-        price = self.price
-        opp = self.opp_car
-        skipped = False
-        for c, a_lo, b_lo in zip(cars, asuf, bsuf, strict=True):
-            if a_lo + b_lo * weight >= lim:
+        for attempt in (0, 1):
+            (recs, asuf, bsuf), key, hour = self.memo.get(lp) or self.view(lp)
+            t1 = t2 = _INF
+            c1 = c2 = -1
+            lim = thr - base
+            left_of = self.car_left
+            price = self.price
+            opp = self.opp_car
+            skipped = False
+            for rec, a_lo, b_lo in zip(recs, asuf, bsuf, strict=True):
+                if a_lo + b_lo * weight >= lim:
+                    break
+                c, a_today, a_tom, cutoff, per_g, maxw, inv = rec
+                left = left_of[c]
+                if left <= 0:
+                    skipped = True
+                    continue
+                if weight > maxw:
+                    continue
+                u = 1.0 - left * inv
+                u *= u
+                t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
+                if opp is not None:
+                    t += float(opp[c])
+                if t < lim:
+                    t += base
+                    if t < t1:
+                        t2, c2, t1, c1 = t1, c1, t, c
+                    else:
+                        t2, c2 = t, c
+                    lim = (t2 if t2 < thr else thr) - base
+            if not skipped or attempt:
                 break
-            left = left_of[c]
-            if left <= 0:
-                skipped = True
-                continue
-            if weight > maxw[c]:
-                continue
-            u = 1.0 - left * inv[c]
-            u *= u
-            t = (a_today[c] if hour < cutoff[c] else a_tom[c]) + per_g[c] * weight \
-                + price * u * u
-            if opp is not None:
-                t += float(opp[c])
-            if t < lim:
-                t += base
-                if t < t1:
-                    t2, c2, t1, c1 = t1, c1, t, c
-                else:
-                    t2, c2 = t, c
-                lim = (t2 if t2 < thr else thr) - base
-        return t1, c1, t2, c2, skipped, key
+            self._rebuild(lp, key)
+        return t1, c1, t2, c2
+
+    def best1(self, lp: int, weight: float, base: float, thr: float) -> tuple[float, int]:
+        """`best`'s best carrier alone: the scan stops as soon as no carrier further on can
+        beat the best found (rather than the second best)."""
+        for attempt in (0, 1):
+            (recs, asuf, bsuf), key, hour = self.memo.get(lp) or self.view(lp)
+            t1 = _INF
+            c1 = -1
+            lim = thr - base
+            left_of = self.car_left
+            price = self.price
+            opp = self.opp_car
+            skipped = False
+            for rec, a_lo, b_lo in zip(recs, asuf, bsuf, strict=True):
+                if a_lo + b_lo * weight >= lim:
+                    break
+                c, a_today, a_tom, cutoff, per_g, maxw, inv = rec
+                left = left_of[c]
+                if left <= 0:
+                    skipped = True
+                    continue
+                if weight > maxw:
+                    continue
+                u = 1.0 - left * inv
+                u *= u
+                t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
+                if opp is not None:
+                    t += float(opp[c])
+                if t < lim:
+                    t += base
+                    if t < t1:
+                        t1, c1 = t, c
+                        lim = (t1 if t1 < thr else thr) - base
+            if not skipped or attempt:
+                break
+            self._rebuild(lp, key)
+        return t1, c1
 
     def ship_bound(self, lp: int, weight: float) -> float:
         """A lower bound of shipping (fee and lateness) a parcel of `weight` from `lp`."""
-        cars, asuf, bsuf = self.view(lp)[0]
-        if not cars:
+        recs, asuf, bsuf = (self.memo.get(lp) or self.view(lp))[0]
+        if not recs:
             return _INF
         return asuf[0] + bsuf[0] * weight
 
@@ -384,11 +413,11 @@ class _Pricer:
                 opp += float(self.opp_car[car])
             cost = CostBreakdown(fee, h, ctx.penalty * (1.0 - p), 0.0, opp)
         return Parcel(hot.loc_ids[lp],
-                      tuple((lines[i][3], q) for i, q in zip(line_idx, qtys, strict=True)),
+                      tuple([(lines[i][3], q) for i, q in zip(line_idx, qtys, strict=True)]),
                       None if car is None else hot.car_ids[car], ctx.service, cost,
                       ctx.promised or ctx.day + dt.timedelta(days=ctx.promise), p, weight,
                       lp, car,
-                      tuple((lines[i][0], q) for i, q in zip(line_idx, qtys, strict=True)))
+                      tuple([(lines[i][0], q) for i, q in zip(line_idx, qtys, strict=True)]))
 
 
 def _make_parcel(index: NetworkIndex, ctx: OrderContext, loc: int, car: int | None,
@@ -496,16 +525,17 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
     for ln in ctx.lines:
         total_w += ln[1] * ln[2]
 
-    best_plan: FulfilmentPlan | None = None
+    single: Parcel | None = None  # the best single-location plan's parcel
     alts: list[Alternative] = []
     if common:
-        best_plan = _best_single(pr, ctx, model, common, all_idx, all_q, total_w, alts)
+        single = _best_single(pr, ctx, common, all_idx, all_q, total_w, alts)
+    single_total = single.cost.total if single is not None else _INF
 
     # Splitting: only when nothing ships whole, or a split could beat the best single plan:
     # two parcels cost at least the penalty plus twice the cheapest handling of a location
     # holding a line and the cheapest fee of any carrier into the zone.
-    try_split = best_plan is None or n >= 2
-    if best_plan is not None and n >= 2:
+    try_split = single is None or n >= 2
+    if single is not None and n >= 2:
         h_min = _INF
         handling = pr.hot.loc_handling
         for locs, _av, _e in src:
@@ -513,37 +543,49 @@ def plan_for(ctx: OrderContext, index: NetworkIndex, cap: CapacityState, model: 
                 if handling[lp] < h_min:
                     h_min = handling[lp]
         fee_min = 0.0 if ctx.pickup is not None else pr.hot.zone_min_fee[ctx.zone]
-        if model.split_penalty + 2.0 * (h_min + fee_min) >= best_plan.cost.total:
+        if model.split_penalty + 2.0 * (h_min + fee_min) >= single_total:
             try_split = False
+    best_plan: FulfilmentPlan | None = None
     if try_split:
-        split = _split_plan(pr, model, ctx, cap, src,
-                            best_plan.cost.total if best_plan is not None else _INF)
+        split = _split_plan(pr, model, ctx, cap, src, single_total)
         if split is not None:
-            if best_plan is None or split.cost.total < best_plan.cost.total - 1e-9:
-                if best_plan is not None:
-                    alts.insert(0, Alternative(
-                        tuple((p.location_id, p.carrier_id) for p in best_plan.parcels),
-                        best_plan.cost.total, "best single-location plan"))
+            split_total = split.cost.total
+            if single is None or split_total < single_total - 1e-9:
+                if single is not None:
+                    alts.insert(0, Alternative(((single.location_id, single.carrier_id),),
+                                               single_total, "best single-location plan"))
                 best_plan = split
             else:
                 alts.append(Alternative(
-                    tuple((p.location_id, p.carrier_id) for p in split.parcels),
-                    split.cost.total, "best split plan"))
+                    tuple([(p.location_id, p.carrier_id) for p in split.parcels]),
+                    split_total, "best split plan"))
     if best_plan is None:
-        return no_plan(index, ctx, src, cap)
-    alts.sort(key=lambda a: a.cost)
+        if single is None:
+            return no_plan(index, ctx, src, cap)
+        floor = single_total - 1e-9
+        if len(alts) > 1:
+            alts.sort(key=_alt_cost)
+        return FulfilmentPlan(ctx.ref, (single,), single.cost, ctx.promise,
+                              ctx.promised or ctx.day + dt.timedelta(days=ctx.promise),
+                              single.on_time_probability,
+                              tuple([a for a in alts if a.cost >= floor][:N_ALTERNATIVES + 1]))
+    alts.sort(key=_alt_cost)
     floor = best_plan.cost.total - 1e-9
     return FulfilmentPlan(best_plan.order_ref, best_plan.parcels, best_plan.cost,
                           best_plan.promise_days, best_plan.promised_date,
                           best_plan.on_time_probability,
-                          tuple(a for a in alts if a.cost >= floor)[:N_ALTERNATIVES + 1])
+                          tuple([a for a in alts if a.cost >= floor][:N_ALTERNATIVES + 1]))
 
 
-def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[int, float],
-                 all_idx: list[int], all_q: list[int], total_w: float,
-                 alts: list[Alternative]) -> FulfilmentPlan | None:
-    """Best single-location plan (branch and bound over locations ranked by lower bound);
-    fills `alts` with the next best locations and the chosen location's next carrier."""
+def _alt_cost(a: Alternative) -> float:
+    return a.cost
+
+
+def _best_single(pr: _Pricer, ctx: OrderContext, common: dict[int, float], all_idx: list[int],
+                 all_q: list[int], total_w: float, alts: list[Alternative]) -> Parcel | None:
+    """The parcel of the best single-location plan (branch and bound over locations ranked
+    by lower bound); fills `alts` with the next best locations and the chosen location's
+    next carrier."""
     collect = ctx.pickup if ctx.pickup is not None and ctx.pickup in common else None
     cands: list[tuple[float, int, float]] = []  # (lower bound, location, base)
     hot = pr.hot
@@ -554,53 +596,73 @@ def _best_single(pr: _Pricer, ctx: OrderContext, model: CostModel, common: dict[
         # handling plus the cheapest fee into the zone cannot beat the best bounds found.
         order = sorted(common, key=hot.loc_handling.__getitem__)
         cheap = hot.zone_min_fee[ctx.zone]  # the pickup point's own stock is `collect`
+    memo = pr.memo
     for lp in order:
-        sopp = common[lp]
         if lp == collect:
             continue
         if cheap < _INF and len(cands) >= 2 * BIG_CANDIDATES \
                 and hot.loc_handling[lp] + cheap >= _kth(cands, 2):
             break
-        lb = pr.ship_bound(lp, total_w)
-        if lb < _INF:
-            base = pr.loc_base(lp) + sopp
-            cands.append((lb + base, lp, base))
+        (recs, asuf, bsuf), _key, _hour = memo.get(lp) or pr.view(lp)
+        if recs:
+            base = pr.loc_base(lp) + common[lp]
+            cands.append((asuf[0] + bsuf[0] * total_w + base, lp, base))
     cands.sort()
     keep = 2  # the best and the next location are priced exactly; others when on the way
-    found: list[tuple[float, int, int, float, int]] = []  # (total, loc, car, total2, car2)
+    # (total, location, carrier, base, threshold it was priced under)
+    found: list[tuple[float, int, int, float, float]] = []
     tops: list[float] = []  # the best `keep` totals so far, ascending
     thr = _INF
     if collect is not None:
         t = pr.hot.loc_handling[collect] + common[collect]
-        found.append((t, collect, -1, _INF, -1))
+        found.append((t, collect, -1, 0.0, _INF))
         tops.append(t)
+    # The first location priced is priced in full (best and next carrier): it is usually
+    # the one chosen; others only for their best carrier, the chosen one again if needed.
+    first = -1
+    t2 = _INF
+    c2 = -1
     for lb, lp, base in cands:
         if lb >= thr:
             break
-        t1, c1, t2, c2 = pr.best(lp, total_w, base, thr)
+        if first < 0:
+            first = lp
+            t1, c1, t2, c2 = pr.best(lp, total_w, base, thr)
+        else:
+            t1, c1 = pr.best1(lp, total_w, base, thr)
         if c1 < 0:
             continue
-        found.append((t1, lp, c1, t2, c2))
+        found.append((t1, lp, c1, base, thr))
         bisect.insort(tops, t1)
         if len(tops) >= keep:
             del tops[keep:]
             thr = tops[-1]
     if not found:
         return None
-    found.sort(key=lambda f: f[0])
-    t, lp, c, t2, c2 = found[0]
+    if len(found) > 1:
+        found.sort(key=_first)
+    t, lp, c, base, thr = found[0]
     if c < 0:
+        t2, c2 = _INF, -1
         parcel = pr.parcel(lp, None, all_idx, all_q, common[lp])
     else:
+        if lp != first:
+            # the chosen location's next carrier, as its scan under the same threshold sees it
+            _t1, _c1, t2, c2 = pr.best(lp, total_w, base, thr)
         parcel = pr.parcel(lp, c, all_idx, all_q, common[lp])
+    loc_ids = hot.loc_ids
+    car_ids = hot.car_ids
     options = [(f[0], f[1], f[2], "next location") for f in found[1:]]
     if c2 >= 0:
         options.append((t2, lp, c2, "same location, next carrier"))
-        options.sort(key=lambda o: o[0])
+        options.sort(key=_first)
     for ta, la, ca, note in options[:N_ALTERNATIVES]:
-        alts.append(Alternative(((hot.loc_ids[la], None if ca < 0 else hot.car_ids[ca]),),
-                                ta, note))
-    return assemble(pr.index, model, ctx, [parcel])
+        alts.append(Alternative(((loc_ids[la], None if ca < 0 else car_ids[ca]),), ta, note))
+    return parcel
+
+
+def _first(f: tuple[Any, ...]) -> Any:
+    return f[0]
 
 
 def _kth(cands: list[tuple[float, int, float]], k: int) -> float:
@@ -699,8 +761,7 @@ def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityS
         while s:
             extra = _stock_price(stock_price, src, lines, lp, s) if stock_price is not None \
                 else 0.0
-            t, c, _t2, _c2 = pr.best(lp, wsub[s], base + extra,
-                                     min(thr, best_sub.get(s, (_INF,))[0]))
+            t, c = pr.best1(lp, wsub[s], base + extra, min(thr, best_sub.get(s, (_INF,))[0]))
             if c >= 0:
                 best_sub[s] = (t, lp, c)
             s = (s - 1) & m
@@ -779,7 +840,7 @@ def _quantity_split(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: Capac
         if ctx.pickup is not None and lp == ctx.pickup:
             rank[lp] = pr.hot.loc_handling[lp]
         else:
-            rank[lp] = pr.best(lp, unit_w, pr.loc_base(lp), _INF)[0]
+            rank[lp] = pr.best1(lp, unit_w, pr.loc_base(lp), _INF)[0]
     take: dict[int, dict[int, int]] = {}
     for i in range(n):
         need = ctx.lines[i][1]
@@ -805,7 +866,7 @@ def _quantity_split(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: Capac
                 parcels.append(pr.parcel(lp, None, idx, qs, 0.0))
                 continue
             w = float(sum(ctx.lines[i][2] * q for i, q in zip(idx, qs, strict=True)))
-            _t, c, _t2, _c2 = pr.best(lp, w, pr.loc_base(lp), _INF)
+            _t, c = pr.best1(lp, w, pr.loc_base(lp), _INF)
             if c < 0:
                 return None
             parcels.append(pr.parcel(lp, c, idx, qs, 0.0))

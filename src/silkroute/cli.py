@@ -6,7 +6,7 @@ import functools
 import importlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,10 +14,47 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+# Typer 0.29 vendors Click; its exception classes are only reachable here (pinned version).
+from typer._click import exceptions as click_errors
+from typer.core import TyperGroup
+
 from silkroute.domain.errors import DomainError, NotFound, ValidationError
 
+
+class _OneLineErrors(TyperGroup):
+    """The root command: a bad option or argument prints one line, like our own errors
+    (`error: silkroute order show: Invalid value for 'order_id': ...`) and exits 2,
+    instead of Click's usage text and Rich's boxed panel."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        run = functools.partial(super().main, args, prog_name, complete_var, False,
+                                windows_expand_args, **extra)
+        if not standalone_mode:
+            return run()
+        try:
+            rv = run()
+        except click_errors.NoArgsIsHelpError as exc:
+            # A group called without a command: Typer's Rich formatter printed its help
+            # while building the error; plain Click formats it into the message instead.
+            if exc.format_message().strip():
+                exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)  # usage errors know their command
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            err.print(f"error: {where}{message}", markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("error: aborted", markup=False)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(help="silkroute: an open marketplace with a smart logistics brain.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneLineErrors)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 shop_app = typer.Typer(help="Sellers and their shops.", no_args_is_help=True)
 location_app = typer.Typer(help="Warehouses, stores and pickup points.", no_args_is_help=True)

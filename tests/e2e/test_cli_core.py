@@ -55,7 +55,7 @@ class Cli:
 
     def __call__(self, *args: str, db: bool = True) -> Result:
         argv = [*args, "--db", self.url] if db else list(args)
-        result = self.runner.invoke(app, argv)
+        result = self.runner.invoke(app, argv, prog_name="silkroute")
         # No path a user can reach may end in a traceback.
         assert "Traceback" not in result.output, result.output
         assert not isinstance(result.exception, Exception), repr(result.exception)
@@ -547,7 +547,20 @@ def test_unknown_order_is_a_usage_error(market: Cli, command: str) -> None:
 
 
 def test_a_non_numeric_order_id_is_a_usage_error(market: Cli) -> None:
-    result = market("order", "show", "abc")
-    assert result.exit_code == 2
-    assert "Invalid value for 'order_id'" in result.stderr
-    assert result.stdout == ""
+    refused(market("order", "show", "abc"), 2,
+            "silkroute order show: Invalid value for 'order_id': Input should be a valid "
+            "integer, unable to parse string as an integer")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("order", "buy-now", "--buyer", "x", "--sku", "TEE-S"),
+     "silkroute order buy-now: Invalid value for '--buyer': Input should be a valid integer, "
+     "unable to parse string as an integer"),
+    (("order", "show", "1", "--nope"), "silkroute order show: No such option: --nope"),
+    (("shipping",), "silkroute: No such command 'shipping'."),
+    (("order", "place", "--buyer", "1"),
+     "silkroute order place: Missing option '--line'."),
+])
+def test_click_usage_errors_are_one_line_too(market: Cli, argv: tuple[str, ...],
+                                              message: str) -> None:
+    refused(market(*argv, db=False), 2, message)

@@ -58,6 +58,25 @@ class CapacityState:
             raise ValueError(f"stock of SKU position {sku_pos} at location {loc_pos} too low")
         stock[e] -= qty
 
+    def take(self, index: NetworkIndex, loc_pos: int, car_pos: int | None,
+             line_pos: tuple[tuple[int, int], ...]) -> None:
+        """`take_parcel` and then `take_stock` of each (SKU position, quantity), in one go."""
+        stock, loc_left, car_left = self.views()
+        if loc_left[loc_pos] <= 0:
+            raise ValueError(f"location {loc_pos} has no handling capacity left")
+        if car_pos is not None and car_left[car_pos] <= 0:
+            raise ValueError(f"carrier {car_pos} has no capacity left")
+        loc_left[loc_pos] -= 1
+        if car_pos is not None:
+            car_left[car_pos] -= 1
+        entries = index.hot().sku_entry
+        for sku_pos, qty in line_pos:
+            e = entries[sku_pos].get(loc_pos) if sku_pos >= 0 else None
+            if e is None or stock[e] < qty:
+                raise ValueError(
+                    f"stock of SKU position {sku_pos} at location {loc_pos} too low")
+            stock[e] -= qty
+
     def take_parcel(self, loc_pos: int, car_pos: int | None) -> None:
         """One parcel handled at a location and (unless collected there) given to a carrier."""
         _s, loc_left, car_left = self.views()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -597,16 +596,23 @@ def _best_single(pr: _Pricer, ctx: OrderContext, common: dict[int, float], all_i
         order = sorted(common, key=hot.loc_handling.__getitem__)
         cheap = hot.zone_min_fee[ctx.zone]  # the pickup point's own stock is `collect`
     memo = pr.memo
+    low1 = low2 = _INF  # the two least bounds in `cands`
     for lp in order:
         if lp == collect:
             continue
         if cheap < _INF and len(cands) >= 2 * BIG_CANDIDATES \
-                and hot.loc_handling[lp] + cheap >= _kth(cands, 2):
+                and hot.loc_handling[lp] + cheap >= low2:
             break
         (recs, asuf, bsuf), _key, _hour = memo.get(lp) or pr.view(lp)
         if recs:
             base = pr.loc_base(lp) + common[lp]
-            cands.append((asuf[0] + bsuf[0] * total_w + base, lp, base))
+            lb = asuf[0] + bsuf[0] * total_w + base
+            cands.append((lb, lp, base))
+            if lb < low2:
+                if lb < low1:
+                    low1, low2 = lb, low1
+                else:
+                    low2 = lb
     cands.sort()
     keep = 2  # the best and the next location are priced exactly; others when on the way
     # (total, location, carrier, base, threshold it was priced under)
@@ -663,11 +669,6 @@ def _best_single(pr: _Pricer, ctx: OrderContext, common: dict[int, float], all_i
 
 def _first(f: tuple[Any, ...]) -> Any:
     return f[0]
-
-
-def _kth(cands: list[tuple[float, int, float]], k: int) -> float:
-    """The k-th smallest lower bound among `cands`."""
-    return heapq.nsmallest(k, (c[0] for c in cands))[-1]
 
 
 def _fewest(pr: _Pricer, ctx: OrderContext, locs: Sequence[int]) -> list[int]:
@@ -885,9 +886,7 @@ def _quantity_split(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: Capac
 def apply_plan(plan: FulfilmentPlan, index: NetworkIndex, capacity: CapacityState) -> None:
     """Consume the plan's stock, handling and carrier capacity."""
     for parcel in plan.parcels:
-        capacity.take_parcel(parcel.location_pos, parcel.carrier_pos)
-        for sp, q in parcel.line_pos:
-            capacity.take_stock(index, sp, parcel.location_pos, q)
+        capacity.take(index, parcel.location_pos, parcel.carrier_pos, parcel.line_pos)
 
 
 def check_feasible(plan: FulfilmentPlan, index: NetworkIndex, capacity: CapacityState,

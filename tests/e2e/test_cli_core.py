@@ -188,6 +188,21 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None
     assert cli.count("sellers") == 0
 
 
+def test_db_upgrade_of_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
+    # given a database whose schema revision this version does not know
+    cli = Cli(tmp_path / "future.db")
+    cli.ok("db", "upgrade")
+    with sqlite3.connect(cli.path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    # when upgraded / then one line names the problem, and the database is left as it was
+    refused(cli("db", "upgrade"), 2,
+            "db: cannot migrate to 'head': Can't locate revision identified by "
+            "'9999_future' (was this database made by a newer silkroute?)")
+    with sqlite3.connect(cli.path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("9999_future",)]
+
+
 def test_commands_refuse_a_database_that_was_never_upgraded(tmp_path: Path) -> None:
     # given a database file nobody upgraded
     fresh = Cli(tmp_path / "fresh.db")

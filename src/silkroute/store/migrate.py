@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
+
+from silkroute.domain.errors import ValidationError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,7 +30,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     cfg = alembic_config()
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        _run(command.upgrade, cfg, revision)
         conn.commit()
     return current_revision(engine) or ""
 
@@ -36,8 +40,18 @@ def downgrade(engine: Engine, revision: str) -> None:
     cfg = alembic_config()
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+        _run(command.downgrade, cfg, revision)
         conn.commit()
+
+
+def _run(step: Any, cfg: Config, revision: str) -> None:
+    """Run an Alembic command; a revision it cannot place (a database written by a newer
+    silkroute, or a typo) is bad input, not a crash."""
+    try:
+        step(cfg, revision)
+    except CommandError as exc:
+        raise ValidationError(f"db: cannot migrate to {revision!r}: {exc} (was this database "
+                              "made by a newer silkroute?)", field="db") from None
 
 
 def current_revision(engine: Engine) -> str | None:

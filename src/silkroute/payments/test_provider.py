@@ -22,6 +22,10 @@ Every operation is idempotent by key: the same key with the same arguments retur
 first result (or raises the first decline again) and moves no money twice; the same key
 with other arguments raises IdempotencyKeyReused. A timeout stores nothing, so the retry
 decides. All state lives in memory behind one lock, so concurrent calls are safe.
+
+``TestPaymentProvider.durable(url_or_engine)`` is the same sandbox kept in the database
+instead (``silkroute.payments.durable_test_provider``): every process on one platform
+database shares one account, and a restart forgets nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from silkroute.domain.errors import ValidationError
 from silkroute.domain.money import Money
@@ -41,6 +46,9 @@ from silkroute.payments.port import (
     PaymentStatus,
     PaymentTimeout,
 )
+
+if TYPE_CHECKING:
+    from silkroute.payments.durable_test_provider import DurableTestPaymentProvider
 
 APPROVE = "4242424242424242"
 APPROVE_MASTERCARD = "5555555555554444"
@@ -76,6 +84,20 @@ def luhn_valid(number: str) -> bool:
                 digit -= 9
         total += digit
     return total % 10 == 0
+
+
+def check_amount(amount: Money) -> None:
+    if not isinstance(amount, Money) or amount.amount <= 0:
+        raise ValidationError(f"amount must be positive Money, got {amount!r}",
+                              field="amount")
+
+
+def card_decline_reason(card: str, key: str, attempt: int) -> str | None:
+    """What a test card does on its `attempt`-th authorize with `key`: None approves, a
+    string is the decline reason; the timeout cards raise PaymentTimeout."""
+    if card == TIMEOUT or (card == APPROVE_ON_RETRY and attempt == 1):
+        raise PaymentTimeout(PaymentOperation.AUTHORIZE.value, key)
+    return DECLINING_CARDS.get(card) or (None if luhn_valid(card) else "invalid_card_number")
 
 
 @dataclass(slots=True)
@@ -117,6 +139,14 @@ class TestPaymentProvider:
         self._payouts: list[PaymentResult] = []
         self._refunds: list[PaymentResult] = []
         self._counter = 0
+
+    @staticmethod
+    def durable(url_or_engine: Any) -> DurableTestPaymentProvider:
+        """The same sandbox kept in the platform database named by `url_or_engine` (a URL
+        or an Engine), shared by every process on it: see `DurableTestPaymentProvider`."""
+        from silkroute.payments.durable_test_provider import DurableTestPaymentProvider
+
+        return DurableTestPaymentProvider.for_database(url_or_engine)
 
     # the port ---------------------------------------------------------------------------
     def authorize(self, *, idempotency_key: str, payment_method: str, amount: Money
@@ -217,20 +247,11 @@ class TestPaymentProvider:
         self._counter += 1
         return f"test_{prefix}_{self._counter:06d}"
 
-    @staticmethod
-    def _check_amount(amount: Money) -> None:
-        if not isinstance(amount, Money) or amount.amount <= 0:
-            raise ValidationError(f"amount must be positive Money, got {amount!r}",
-                                  field="amount")
-
     def _authorize(self, key: str, card: str, amount: Money) -> PaymentResult:
-        self._check_amount(amount)
+        check_amount(amount)
         attempt = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempt
-        if card == TIMEOUT or (card == APPROVE_ON_RETRY and attempt == 1):
-            raise PaymentTimeout(PaymentOperation.AUTHORIZE.value, key)
-        reason = DECLINING_CARDS.get(card) or (None if luhn_valid(card)
-                                               else "invalid_card_number")
+        reason = card_decline_reason(card, key, attempt)
         if reason is not None:
             declined = PaymentResult(
                 operation=PaymentOperation.AUTHORIZE,
@@ -258,7 +279,7 @@ class TestPaymentProvider:
     def _capture(self, key: str, reference: str, amount: Money | None) -> PaymentResult:
         auth = self._find_authorization(reference)
         take = auth.amount if amount is None else amount
-        self._check_amount(take)
+        check_amount(take)
         if take.currency != auth.amount.currency:
             raise PaymentDeclined("currency_mismatch")
         if auth.status is not PaymentStatus.AUTHORIZED:
@@ -281,7 +302,7 @@ class TestPaymentProvider:
                              PaymentStatus.VOIDED, auth.amount, key, parent=reference)
 
     def _refund(self, key: str, reference: str, amount: Money) -> PaymentResult:
-        self._check_amount(amount)
+        check_amount(amount)
         cap = self._captures.get(reference)
         if cap is None:
             raise PaymentError(f"unknown capture {reference!r}", field="capture",
@@ -297,7 +318,7 @@ class TestPaymentProvider:
         return result
 
     def _payout(self, key: str, destination: str, amount: Money) -> PaymentResult:
-        self._check_amount(amount)
+        check_amount(amount)
         if not destination or not isinstance(destination, str):
             raise ValidationError("destination must be a non-empty string",
                                   field="destination")

@@ -1,0 +1,449 @@
+"""The test provider's sandbox kept in a database, shared by every process on it.
+
+`TestPaymentProvider` keeps its account in process memory: under `silkroute serve
+--workers N` each worker had its own account (a refund sent to another worker than the one
+that captured failed, and per-process counters handed out the same references), and a
+restart forgot every capture. `DurableTestPaymentProvider` answers the same test cards the
+same way but keeps the account in tables (`silkroute.store.test_provider_tables`):
+
+- It stands for an external processor, so it never joins the platform's transaction: it
+  has its own engine and runs every call in its own short transaction.
+- On PostgreSQL the tables live in the platform database (migration 0007). On SQLite they
+  live in a side file `<database>-testpay`: SQLite lets one connection write a file at a
+  time, and the platform calls the provider while it holds that lock (refunds, membership
+  fees). The platform database's sandbox id (`silkroute_meta`) is copied into the side
+  file; a side file holding another id belongs to an earlier database and is emptied.
+- Idempotency across processes: the first call with a key inserts the key's row (unique),
+  then acts and records its answer in the same transaction. A concurrent call with the
+  key waits for that transaction or fails on the unique key, then replays the recorded
+  answer (IdempotencyKeyReused if its request differs). A timeout records nothing.
+- References are `test_<kind>_<uuid4>`, unique across processes and restarts.
+- Capture, void and refund change their row with a conditional UPDATE, so two processes
+  never capture an authorization twice or refund more than captured less refunded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.pool import NullPool
+
+from silkroute.domain.errors import ValidationError
+from silkroute.domain.money import Money
+from silkroute.payments.port import (
+    IdempotencyKeyReused,
+    PaymentDeclined,
+    PaymentError,
+    PaymentOperation,
+    PaymentResult,
+    PaymentStatus,
+    PaymentTimeout,
+)
+from silkroute.payments.test_provider import (
+    APPROVE_ON_RETRY,
+    card_decline_reason,
+    check_amount,
+    normalize_card,
+)
+from silkroute.store.engine import READ_ONLY, database_url, is_sqlite, make_engine
+from silkroute.store.tables import demo_marker as silkroute_meta
+from silkroute.store.test_provider_tables import (
+    SANDBOX_META_KEY,
+    TEST_PROVIDER_TABLES,
+    testpay_attempts,
+    testpay_authorizations,
+    testpay_captures,
+    testpay_operations,
+)
+
+SIDE_FILE_SUFFIX = "-testpay"
+
+# Only in a SQLite side file: the sandbox id of the platform database it belongs to.
+_side_metadata = MetaData()
+_side_meta = Table("testpay_meta", _side_metadata,
+                   Column("key", String(64), primary_key=True),
+                   Column("value", String(64), nullable=False))
+
+_ops = testpay_operations
+_auths = testpay_authorizations
+_caps = testpay_captures
+
+
+class _Claimed(Exception):
+    """Another call holds (and has now recorded) this idempotency key."""
+
+
+def _reference(kind: str) -> str:
+    return f"test_{kind}_{uuid.uuid4().hex}"
+
+
+def _fingerprint(*parts: object) -> str:
+    text = "|".join("" if p is None else f"{p.amount}{p.currency}" if isinstance(p, Money)
+                    else str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unknown_authorization(reference: str) -> PaymentError:
+    return PaymentError(f"unknown authorization {reference!r}", field="authorization",
+                        code="unknown_authorization")
+
+
+class DurableTestPaymentProvider:
+    """The test cards of `TestPaymentProvider`, with the account in a database."""
+
+    __test__ = False  # not a pytest test class despite the name
+    name = "test"
+
+    def __init__(self, engine: Engine, *, platform_url: str | None = None,
+                 side_file: bool = False):
+        """`engine`: the database holding the testpay tables. `side_file`: it is a SQLite
+        side file of the SQLite platform database at `platform_url` (created and checked
+        against the platform's sandbox id on first use). Prefer `for_database`."""
+        self.engine = engine
+        self.platform_url = platform_url
+        self._side_file = side_file
+        self._ready = not side_file
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_database(cls, url_or_engine: str | Engine | None) -> DurableTestPaymentProvider:
+        """The sandbox of the platform database `url_or_engine` (a URL, an Engine, or None
+        for $SILKROUTE_DATABASE_URL): the same account for every process and instance on
+        it. The provider has an engine of its own; `close()` disposes of it."""
+        if isinstance(url_or_engine, Engine):
+            url = url_or_engine.url.render_as_string(hide_password=False)
+        else:
+            url = database_url(url_or_engine)
+        if is_sqlite(url):
+            path = make_url(url).database
+            if not path or path == ":memory:" or path.startswith("file:"):
+                raise ValidationError("db: the durable test provider needs a database file "
+                                      f"or server, not {url!r}", field="db")
+            side = Path(path + SIDE_FILE_SUFFIX)
+            return cls(make_engine(f"sqlite:///{side}"), platform_url=url, side_file=True)
+        # Its own small pool: never one of the platform's connections, so a refund holding
+        # a platform connection never waits for the platform's pool to give one back.
+        return cls(make_engine(url, pool_size=2, max_overflow=8), platform_url=url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # the port ---------------------------------------------------------------------------
+    def authorize(self, *, idempotency_key: str, payment_method: str, amount: Money
+                  ) -> PaymentResult:
+        card = normalize_card(payment_method)
+        fingerprint = _fingerprint(PaymentOperation.AUTHORIZE, card, amount)
+        attempt = 1
+
+        def count_attempt() -> None:  # in a transaction of its own: kept on a timeout
+            nonlocal attempt
+            check_amount(amount)
+            if card == APPROVE_ON_RETRY:
+                attempt = self._attempt(idempotency_key)
+
+        def perform(conn: Connection) -> PaymentResult:
+            reason = card_decline_reason(card, idempotency_key, attempt)
+            if reason is not None:
+                raise PaymentDeclined(reason, PaymentResult(
+                    PaymentOperation.AUTHORIZE, _reference("decline"), PaymentStatus.DECLINED,
+                    amount, idempotency_key, decline_reason=reason))
+            reference = _reference("auth")
+            conn.execute(insert(_auths).values(
+                reference=reference, card_last4=card[-4:], amount=amount.amount,
+                currency=amount.currency, status=PaymentStatus.AUTHORIZED.value))
+            return PaymentResult(PaymentOperation.AUTHORIZE, reference,
+                                 PaymentStatus.AUTHORIZED, amount, idempotency_key)
+
+        return self._once(idempotency_key, PaymentOperation.AUTHORIZE, fingerprint, perform,
+                          before=count_attempt)
+
+    def capture(self, *, idempotency_key: str, authorization: str, amount: Money | None = None
+                ) -> PaymentResult:
+        fingerprint = _fingerprint(PaymentOperation.CAPTURE, authorization, amount)
+
+        def perform(conn: Connection) -> PaymentResult:
+            auth = self._authorization(conn, authorization)
+            held = Money(int(auth.amount), auth.currency)
+            take = held if amount is None else amount
+            check_amount(take)
+            if take.currency != held.currency:
+                raise PaymentDeclined("currency_mismatch")
+            if auth.status != PaymentStatus.AUTHORIZED.value:
+                raise PaymentDeclined(f"authorization_{auth.status}")
+            if take > held:
+                raise PaymentDeclined("amount_exceeds_authorization")
+            reference = _reference("capture")
+            self._leave_authorized(conn, authorization, PaymentStatus.CAPTURED, reference)
+            conn.execute(insert(_caps).values(
+                reference=reference, authorization_ref=authorization, amount=take.amount,
+                currency=take.currency, refunded=0))
+            return PaymentResult(PaymentOperation.CAPTURE, reference, PaymentStatus.CAPTURED,
+                                 take, idempotency_key, parent=authorization)
+
+        return self._once(idempotency_key, PaymentOperation.CAPTURE, fingerprint, perform)
+
+    def void(self, *, idempotency_key: str, authorization: str) -> PaymentResult:
+        fingerprint = _fingerprint(PaymentOperation.VOID, authorization)
+
+        def perform(conn: Connection) -> PaymentResult:
+            auth = self._authorization(conn, authorization)
+            if auth.status != PaymentStatus.AUTHORIZED.value:
+                raise PaymentDeclined(f"authorization_{auth.status}")
+            self._leave_authorized(conn, authorization, PaymentStatus.VOIDED, None)
+            return PaymentResult(PaymentOperation.VOID, _reference("void"),
+                                 PaymentStatus.VOIDED, Money(int(auth.amount), auth.currency),
+                                 idempotency_key, parent=authorization)
+
+        return self._once(idempotency_key, PaymentOperation.VOID, fingerprint, perform)
+
+    def refund(self, *, idempotency_key: str, capture: str, amount: Money) -> PaymentResult:
+        fingerprint = _fingerprint(PaymentOperation.REFUND, capture, amount)
+
+        def perform(conn: Connection) -> PaymentResult:
+            check_amount(amount)
+            cap = conn.execute(select(_caps.c.currency).where(
+                _caps.c.reference == capture)).first()
+            if cap is None:
+                raise PaymentError(f"unknown capture {capture!r}", field="capture",
+                                   code="unknown_capture")
+            if amount.currency != cap.currency:
+                raise PaymentDeclined("currency_mismatch")
+            # One statement decides and takes: never more than captured less refunded, even
+            # with refunds of the same capture arriving from several processes at once.
+            taken = conn.execute(update(_caps).where(
+                _caps.c.reference == capture,
+                _caps.c.refunded + amount.amount <= _caps.c.amount,
+            ).values(refunded=_caps.c.refunded + amount.amount)).rowcount
+            if taken != 1:
+                raise PaymentDeclined("refund_exceeds_capture")
+            return PaymentResult(PaymentOperation.REFUND, _reference("refund"),
+                                 PaymentStatus.REFUNDED, amount, idempotency_key,
+                                 parent=capture)
+
+        return self._once(idempotency_key, PaymentOperation.REFUND, fingerprint, perform)
+
+    def payout(self, *, idempotency_key: str, destination: str, amount: Money
+               ) -> PaymentResult:
+        fingerprint = _fingerprint(PaymentOperation.PAYOUT, destination, amount)
+
+        def perform(conn: Connection) -> PaymentResult:
+            check_amount(amount)
+            if not destination or not isinstance(destination, str):
+                raise ValidationError("destination must be a non-empty string",
+                                      field="destination")
+            return PaymentResult(PaymentOperation.PAYOUT, _reference("payout"),
+                                 PaymentStatus.PAID_OUT, amount, idempotency_key,
+                                 parent=destination)
+
+        return self._once(idempotency_key, PaymentOperation.PAYOUT, fingerprint, perform)
+
+    # inspection for tests and the demo (the same as TestPaymentProvider's) --------------
+    def captured_total(self, currency: str) -> Money:
+        """Gross amount captured in `currency` (refunds not deducted)."""
+        return Money(self._scalar(select(func.coalesce(func.sum(_caps.c.amount), 0)).where(
+            _caps.c.currency == currency)), currency)
+
+    def refunded_total(self, currency: str) -> Money:
+        return Money(self._scalar(select(func.coalesce(func.sum(_caps.c.refunded), 0)).where(
+            _caps.c.currency == currency)), currency)
+
+    def paid_out_total(self, currency: str) -> Money:
+        return Money(self._scalar(select(func.coalesce(func.sum(_ops.c.amount), 0)).where(
+            _ops.c.operation == PaymentOperation.PAYOUT.value, _ops.c.error_code.is_(None),
+            _ops.c.currency == currency)), currency)
+
+    @property
+    def capture_count(self) -> int:
+        return self._scalar(select(func.count()).select_from(_caps))
+
+    @property
+    def authorization_count(self) -> int:
+        return self._scalar(select(func.count()).select_from(_auths))
+
+    @property
+    def payouts(self) -> tuple[PaymentResult, ...]:
+        with self._begin() as conn:
+            rows = conn.execute(select(_ops).where(
+                _ops.c.operation == PaymentOperation.PAYOUT.value,
+                _ops.c.error_code.is_(None)).order_by(_ops.c.id)).all()
+        return tuple(self._result(row) for row in rows)
+
+    def authorization_status(self, reference: str) -> PaymentStatus:
+        with self._begin() as conn:
+            return PaymentStatus(self._authorization(conn, reference).status)
+
+    # machinery --------------------------------------------------------------------------
+    def _once(self, key: str, operation: PaymentOperation, fingerprint: str,
+              perform: Callable[[Connection], PaymentResult], *,
+              before: Callable[[], None] | None = None) -> PaymentResult:
+        """Replay the recorded answer to `key`, or claim the key, `perform` and record the
+        answer in one transaction. `before` runs first, outside that transaction."""
+        if not key or not isinstance(key, str):
+            raise ValidationError("idempotency_key must be a non-empty string",
+                                  field="idempotency_key")
+        with self._begin() as conn:
+            first = conn.execute(select(_ops).where(_ops.c.key == key)).first()
+        if first is not None:
+            return self._replay(first, key, fingerprint)
+        if before is not None:
+            before()
+        error: PaymentError | None = None
+        try:
+            with self._begin() as conn:
+                try:
+                    row_id = conn.execute(insert(_ops).values(
+                        key=key, fingerprint=fingerprint, operation=operation.value,
+                    )).inserted_primary_key[0]
+                except IntegrityError as exc:
+                    raise _Claimed from exc
+                try:
+                    result = perform(conn)
+                except PaymentTimeout:
+                    raise  # outcome unknown: nothing is recorded (rolled back), retry decides
+                except PaymentError as exc:
+                    error = exc
+                    declined = exc.result if isinstance(exc, PaymentDeclined) else None
+                    values = self._result_values(declined) if declined else {}
+                    values.update(decline_reason=getattr(exc, "reason", None),
+                                  error_code=exc.code, error_field=exc.field,
+                                  error_message=exc.message)
+                    conn.execute(update(_ops).where(_ops.c.id == row_id).values(**values))
+                else:
+                    conn.execute(update(_ops).where(_ops.c.id == row_id).values(
+                        **self._result_values(result)))
+        except _Claimed:
+            with self._begin() as conn:
+                first = conn.execute(select(_ops).where(_ops.c.key == key)).one()
+            return self._replay(first, key, fingerprint)
+        if error is not None:
+            raise error
+        return result
+
+    @staticmethod
+    def _result_values(result: PaymentResult) -> dict[str, Any]:
+        return {"status": result.status.value, "reference": result.provider_reference,
+                "amount": result.amount.amount, "currency": result.amount.currency,
+                "parent": result.parent, "decline_reason": result.decline_reason}
+
+    @staticmethod
+    def _result(row: Any) -> PaymentResult:
+        return PaymentResult(PaymentOperation(row.operation), row.reference,
+                             PaymentStatus(row.status), Money(int(row.amount), row.currency),
+                             row.key, parent=row.parent, decline_reason=row.decline_reason)
+
+    def _replay(self, row: Any, key: str, fingerprint: str) -> PaymentResult:
+        """The first answer to `key` again: its result, or its error raised again."""
+        if row.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                f"idempotency key {key!r} was already used for another request",
+                field="idempotency_key")
+        if row.error_code is None:
+            return self._result(row)
+        if row.error_code == PaymentDeclined.code:
+            raise PaymentDeclined(row.decline_reason,
+                                  self._result(row) if row.status is not None else None)
+        raise PaymentError(row.error_message, field=row.error_field, code=row.error_code)
+
+    def _attempt(self, key: str) -> int:
+        """Count one more authorize attempt with `key` (kept even when it times out)."""
+        att = testpay_attempts
+        for _ in range(5):
+            try:
+                with self._begin() as conn:
+                    bumped = conn.execute(update(att).where(att.c.key == key).values(
+                        attempts=att.c.attempts + 1)).rowcount
+                    if not bumped:
+                        conn.execute(insert(att).values(key=key, attempts=1))
+                    return int(conn.execute(select(att.c.attempts).where(
+                        att.c.key == key)).scalar_one())
+            except IntegrityError:
+                continue  # another first attempt inserted it meanwhile: bump theirs
+        raise PaymentTimeout(PaymentOperation.AUTHORIZE.value, key)
+
+    @staticmethod
+    def _authorization(conn: Connection, reference: str) -> Any:
+        auth = conn.execute(select(_auths).where(_auths.c.reference == reference)).first()
+        if auth is None:
+            raise _unknown_authorization(reference)
+        return auth
+
+    @staticmethod
+    def _leave_authorized(conn: Connection, reference: str, status: PaymentStatus,
+                          capture_reference: str | None) -> None:
+        """Move an authorization on from `authorized`, if it still is (another process may
+        have captured or voided it since we read it)."""
+        moved = conn.execute(update(_auths).where(
+            _auths.c.reference == reference,
+            _auths.c.status == PaymentStatus.AUTHORIZED.value,
+        ).values(status=status.value, capture_reference=capture_reference)).rowcount
+        if moved != 1:
+            now = conn.execute(select(_auths.c.status).where(
+                _auths.c.reference == reference)).scalar_one()
+            raise PaymentDeclined(f"authorization_{now}")
+
+    def _scalar(self, statement: Any) -> int:
+        with self._begin() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def _begin(self) -> Any:
+        if not self._ready:
+            self._prepare_side_file()
+        return self.engine.begin()
+
+    def _prepare_side_file(self) -> None:
+        """Create the side file's tables, and empty them if they belong to an earlier
+        platform database (another sandbox id); once per instance."""
+        with self._lock:
+            if self._ready:
+                return
+            sandbox = self._platform_sandbox_id()
+            with self.engine.begin() as conn:  # BEGIN IMMEDIATE: one process at a time
+                _side_metadata.create_all(conn)
+                for table in TEST_PROVIDER_TABLES:
+                    table.create(conn, checkfirst=True)
+                known = conn.execute(select(_side_meta.c.value).where(
+                    _side_meta.c.key == SANDBOX_META_KEY)).scalar_one_or_none()
+                if sandbox is not None and known != sandbox:
+                    for table in reversed(TEST_PROVIDER_TABLES):
+                        conn.execute(table.delete())
+                    conn.execute(_side_meta.delete())
+                    conn.execute(insert(_side_meta).values(key=SANDBOX_META_KEY,
+                                                           value=sandbox))
+            self._ready = True
+
+    def _platform_sandbox_id(self) -> str | None:
+        """The platform database's sandbox id, read without waiting for its writers."""
+        assert self.platform_url is not None
+        path = make_url(self.platform_url).database
+        if not path or not Path(path).exists():
+            return None  # (connecting would create an empty file)
+        platform = make_engine(self.platform_url, poolclass=NullPool)
+        try:
+            with platform.connect() as conn:
+                conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    return conn.execute(select(silkroute_meta.c.value).where(
+                        silkroute_meta.c.key == SANDBOX_META_KEY)).scalar_one_or_none()
+        except (OperationalError, ProgrammingError):
+            return None  # not a silkroute database (yet): nothing to compare with
+        finally:
+            platform.dispose()

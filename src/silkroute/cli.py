@@ -114,6 +114,7 @@ def engine_for(db: str | None) -> Any:
 
 def uow_for(db: str | None) -> Any:
     """A unit of work on a database that is at the latest schema."""
+    from silkroute.services.payments import use_database_provider
     from silkroute.store.migrate import current_revision, head_revision
     from silkroute.store.uow import UnitOfWork
 
@@ -121,6 +122,7 @@ def uow_for(db: str | None) -> Any:
     if current_revision(engine) != head_revision():
         raise ValidationError("db: the database schema is not current; run "
                               "`silkroute db upgrade` first", field="db")
+    use_database_provider(engine)  # pay in one command, refund in the next
     return UnitOfWork(engine)
 
 

@@ -100,6 +100,9 @@ def _mount_docs(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory: the database from $SILKROUTE_DATABASE_URL (set by `silkroute serve`)."""
+    from silkroute.services.payments import use_database_provider
     from silkroute.store.engine import make_engine
 
-    return create_app(make_engine(), jobs_interval=background.interval_from_env())
+    engine = make_engine()
+    use_database_provider(engine)  # every worker (and restart) shares one sandbox account
+    return create_app(engine, jobs_interval=background.interval_from_env())

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from silkroute.domain import ledger, membership
@@ -19,6 +19,7 @@ from silkroute.domain.ledger import AccountRef, CommissionRates, SaleLine
 from silkroute.domain.money import CurrencyMismatch, Money, check_currency
 from silkroute.domain.orders import HOLDS_RESERVATION, OrderState, transition
 from silkroute.domain.shipping import ShippingTemplate
+from silkroute.payments.durable_test_provider import DurableTestPaymentProvider
 from silkroute.payments.port import (
     PaymentDeclined,
     PaymentError,
@@ -37,6 +38,7 @@ from silkroute.services.checkout import (
     release_reservations,
 )
 from silkroute.store import tables as t
+from silkroute.store.engine import is_sqlite
 from silkroute.store.ledger_repo import post
 from silkroute.store.sql import insert_rows
 from silkroute.store.uow import UnitOfWork
@@ -46,6 +48,7 @@ DEFAULT_CARRIER_ID = 1  # the stand-in carrier until carriers exist
 
 # the process-wide provider ----------------------------------------------------------------
 _provider: PaymentProvider = TestPaymentProvider()
+_injected = False  # set_provider was called: that provider wins over use_database_provider
 
 
 def get_provider() -> PaymentProvider:
@@ -54,9 +57,23 @@ def get_provider() -> PaymentProvider:
 
 def set_provider(provider: PaymentProvider) -> PaymentProvider:
     """Install `provider` for this process (tests inject their own); returns the old one."""
-    global _provider
-    old, _provider = _provider, provider
+    global _provider, _injected
+    old, _provider, _injected = _provider, provider, True
     return old
+
+
+def use_database_provider(engine: Engine) -> PaymentProvider:
+    """For a process that works on `engine`'s database (`serve`'s workers, the CLI, the
+    demo): the test provider's sandbox kept in that database, so every process on it shares
+    one account and a restart forgets nothing. A provider installed with `set_provider`
+    stays (tests inject theirs); an in-memory SQLite database keeps the in-memory one."""
+    global _provider
+    if _injected or (is_sqlite(engine) and engine.url.database in (None, "", ":memory:")):
+        return _provider
+    old, _provider = _provider, TestPaymentProvider.durable(engine)
+    if isinstance(old, DurableTestPaymentProvider):
+        old.close()
+    return _provider
 
 
 class OrderNotPaid(DomainError):

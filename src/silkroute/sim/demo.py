@@ -279,6 +279,8 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 2000,
              console: Console | None = None, carriers: int = DEMO_CARRIERS,
              buyers: int = 400, products_per_seller: int = 30) -> dict[str, Any]:
     """Build the demo market and run its day; smaller sizes serve the tests."""
+    from silkroute.services.payments import use_database_provider
+
     started = time.perf_counter()
     phases: dict[str, float] = {}
     mark = started
@@ -291,6 +293,7 @@ def run_demo(url: str | None = None, *, seed: int = 7, orders: int = 2000,
 
     rng = random.Random(seed)
     engine = fresh_demo_engine(url)
+    use_database_provider(engine)  # the served demo can refund what the demo paid
     if console:
         console.print(f"demo market in {engine.url.render_as_string(hide_password=True)}")
     market = build_market(engine, rng, buyers=buyers, products_per_seller=products_per_seller)

@@ -295,15 +295,12 @@ class DurableTestPaymentProvider:
     def _once(self, key: str, operation: PaymentOperation, fingerprint: str,
               perform: Callable[[Connection], PaymentResult], *,
               before: Callable[[], None] | None = None) -> PaymentResult:
-        """Replay the recorded answer to `key`, or claim the key, `perform` and record the
-        answer in one transaction. `before` runs first, outside that transaction."""
+        """Claim the key, `perform` and record the answer in one transaction; or, if the
+        key is taken, replay its recorded answer. `before` runs first, in a transaction of
+        its own. (One transaction per first call: a replay is the rare case.)"""
         if not key or not isinstance(key, str):
             raise ValidationError("idempotency_key must be a non-empty string",
                                   field="idempotency_key")
-        with self._begin() as conn:
-            first = conn.execute(select(_ops).where(_ops.c.key == key)).first()
-        if first is not None:
-            return self._replay(first, key, fingerprint)
         if before is not None:
             before()
         error: PaymentError | None = None

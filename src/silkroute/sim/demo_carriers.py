@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -20,7 +21,12 @@ class CarrierFleet:
     posts its events over HTTP to `/api/v1/carrier/events` of the app, in process."""
 
     def __init__(self, engine: Engine):
-        from fastapi.testclient import TestClient
+        with warnings.catch_warnings():
+            # Starlette 1.10 asks for httpx2 under its test client; the in-process client
+            # works with httpx, and `make demo` should not print a library's deprecation.
+            warnings.filterwarnings("ignore", message=".*install `httpx2` instead",
+                                    category=Warning)
+            from fastapi.testclient import TestClient
 
         from silkroute.api.app import create_app
 

@@ -209,6 +209,36 @@ def test_refunds_before_and_after_release_exact(uow, engine, provider):
     assert_invariants(engine)
 
 
+def test_a_refund_retried_after_a_rollback_refunds_once(uow, engine, provider,
+                                                        monkeypatch):
+    m = money_market(uow)
+    paid = one_click(uow(), m.buyer_seoul, "TEA-1", 2, idempotency_key="r")  # 27,000
+    # given the provider refunds, then the platform's transaction fails before commit
+    from silkroute.store.money_repo import MoneyRepo
+
+    real = MoneyRepo.set_refund_provider_ref
+    calls = []
+
+    def fail_once(self, refund_id, ref):
+        calls.append(ref)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return real(self, refund_id, ref)
+
+    monkeypatch.setattr(MoneyRepo, "set_refund_provider_ref", fail_once)
+    with pytest.raises(RuntimeError, match="went away"):
+        P.refund(uow(), paid.order_id, 5000)
+    assert provider.refunded_total("KRW") == Money(5000, "KRW")  # the provider did refund
+    # when the caller retries / then the provider replays its first refund: 5,000 in total
+    again = P.refund(uow(), paid.order_id, 5000)
+    assert (again.amount, calls[1] == calls[0]) == (5000, True)
+    assert provider.refunded_total("KRW") == Money(5000, "KRW")
+    # and a second, distinct refund of the same amount is a new refund
+    P.refund(uow(), paid.order_id, 5000)
+    assert provider.refunded_total("KRW") == Money(10000, "KRW")
+    assert_invariants(engine)
+
+
 def test_refund_of_unpaid_or_unknown_order_is_refused(uow, engine, provider):
     m = money_market(uow)
     co = checkout(uow(), m.buyer_seoul, [CartLine("TEA-1", 1)])

@@ -554,8 +554,15 @@ def refund(uow: UnitOfWork, order_id: int, amount: Money | int | None = None, *,
             state = OrderState.REFUNDED.value
             if OrderState(order.state) in HOLDS_RESERVATION:
                 units = release_reservations(uow, order_id)
-        res = _retry(lambda: prov.refund(idempotency_key=derive_key("refund", refund_id),
-                                         capture=payment.capture_ref, amount=amt))
+        # The provider key names the refund by its place in the order's refunds (what was
+        # refunded before it) and its amount, not by `refund_id`: if this transaction rolls
+        # back after the provider refunded, a retry sees the same state, sends the same key
+        # and gets the first refund back instead of a second one (on PostgreSQL a retry
+        # would get a new refund id).
+        key = derive_key("refund", "order", order_id, "after",
+                         int(om.hold) - refundable.amount, "amount", amt.amount)
+        res = _retry(lambda: prov.refund(idempotency_key=key, capture=payment.capture_ref,
+                                         amount=amt))
         repos.money.set_refund_provider_ref(refund_id, res.provider_reference)
         return Refunded(refund_id, order_id, amt.amount, cur, stage, state, units)
 

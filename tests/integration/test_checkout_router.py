@@ -179,3 +179,31 @@ def test_network_change_rebuilds_and_no_carriers_means_nearest(net: Net) -> None
     res = _buy(net, net.buyer_busan)
     assert res.orders[0].shipments[0][0] == net.busan_wh
     assert _allocations(net) == [(net.busan_wh, None, 1)]
+
+
+def test_a_new_location_is_compiled_in_the_background_and_keeps_todays_parcels(
+        net: Net) -> None:
+    # given the Seoul courier's one parcel of the day is taken
+    _buy(net, net.buyer_seoul)
+    assert _car_left(net, 7) == 0
+    with UnitOfWork(net.engine) as u:
+        first = rp.router_state(u)
+        seller = u.conn.execute(select(t.locations.c.seller_id).where(
+            t.locations.c.id == net.seoul_wh)).scalar_one()
+    assert first is not None
+    # when the seller opens a third warehouse (same network, one location more)
+    incheon = add_location(UnitOfWork(net.engine), seller, "Incheon WH",
+                           city="Incheon").location_id
+    with UnitOfWork(net.engine) as u:
+        served = rp.router_state(u)
+    # then checkout keeps routing on the index it has while a new one is compiled
+    assert served is first
+    assert incheon not in first.index.loc_pos
+    assert rp.wait_for_rebuilds(60)
+    with UnitOfWork(net.engine) as u:
+        rebuilt = rp.router_state(u)
+    assert rebuilt is not None and rebuilt is not first
+    assert incheon in rebuilt.index.loc_pos
+    assert rebuilt.signature[1:] == (3, incheon)  # three locations, the newest id
+    # and the day's parcels stay counted on the new index
+    assert _car_left(net, 7) == 0 and _car_left(net, 9) == 100

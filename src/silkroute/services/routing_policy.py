@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from silkroute.domain.errors import OutOfStock, Unroutable
 from silkroute.routing.baselines import SilkroutePolicy
@@ -21,6 +24,11 @@ from silkroute.routing.policy import (
 )
 from silkroute.store.network_repo import load_snapshot, network_signature
 from silkroute.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+log = logging.getLogger("silkroute.routing")
 
 
 @dataclass
@@ -61,8 +69,16 @@ def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
 
 
 def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState | None:
-    """The router's state for this database, rebuilt when the network changed; None when
-    no network with carriers was saved. Call inside the unit of work."""
+    """The router's state for this database; None when no network with carriers was saved.
+    Call inside the unit of work.
+
+    The first call, and the first after another network was saved, compile the index while
+    the caller waits (an index of another network would route with ids that mean nothing
+    now). When only the set of locations changed (a seller opened a warehouse), checkouts
+    keep routing on the index they have — locations it does not know are skipped, or the
+    order falls back to nearest-with-stock — while a background thread compiles the new
+    one and swaps it in.
+    """
     sig = _signature(uow)
     if sig is None:
         return None
@@ -70,12 +86,78 @@ def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState |
     today = today or dt.date.today()
     with _states_lock:
         state = _states.get(key)
-        if state is None or state.signature != sig:
+        if state is not None and state.signature != sig and state.signature[0] == sig[0]:
+            _rebuild_in_background(key, uow.engine)
+        elif state is None or state.signature != sig:
             index = build_index(load_snapshot(uow.conn, with_stock=False))
             state = RouterState(sig, index, SilkroutePolicy(index), today)
             _states[key] = state
         state.roll_day(today)
         return state
+
+
+_building: set[str] = set()  # keys with a background rebuild under way (under _states_lock)
+
+
+def _rebuild_in_background(key: str, engine: Engine) -> None:
+    """Compile the current network in a daemon thread and swap it in; one at a time per
+    database. Call with `_states_lock` held."""
+    if key in _building:
+        return
+    _building.add(key)
+
+    def work() -> None:
+        try:
+            with UnitOfWork(engine, read_only=True) as u:
+                sig = _signature(u)
+                snapshot = load_snapshot(u.conn, with_stock=False) if sig else None
+            if sig is None or snapshot is None:
+                return
+            index = build_index(snapshot)
+            fresh = RouterState(sig, index, SilkroutePolicy(index), dt.date.today())
+            with _states_lock:
+                old = _states.get(key)
+                if old is None:
+                    _states[key] = fresh
+                elif old.signature[0] == sig[0]:  # still the same network: swap it in
+                    with old.lock:
+                        fresh.day = old.day
+                        _carry_capacity(old, fresh)
+                        _states[key] = fresh
+        except Exception:  # keep routing on the old index; the next change tries again
+            log.exception("background rebuild of the network index failed")
+        finally:
+            with _states_lock:
+                _building.discard(key)
+
+    threading.Thread(target=work, name="silkroute-index-rebuild", daemon=True).start()
+
+
+def _carry_capacity(old: RouterState, new: RouterState) -> None:
+    """Today's parcels stay counted: what each location and carrier already took from the
+    old index's capacity is taken from the new one's (matched by id)."""
+    oi, ni = old.index, new.index
+    pairs = ((oi.loc_ids, oi.loc_capacity, old.capacity.loc_left, ni.loc_pos,
+              new.capacity.loc_left),
+             (oi.car_ids, oi.car_capacity, old.capacity.car_left, ni.car_pos,
+              new.capacity.car_left))
+    for ids, cap, left_old, pos_new, left_new in pairs:
+        for pos, ident in enumerate(ids.tolist()):
+            used = int(cap[pos]) - int(left_old[pos])
+            if used and ident in pos_new:
+                left_new[pos_new[ident]] -= used
+
+
+def wait_for_rebuilds(timeout: float = 60.0) -> bool:
+    """Wait until no background rebuild is under way (tests, shutdown); True if none is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _states_lock:
+            if not _building:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
 
 
 def forget_router_states() -> None:
@@ -168,4 +250,4 @@ def policy_for_checkout(uow: UnitOfWork) -> FulfilmentPolicy:
 
 
 __all__ = ["RouterCheckoutPolicy", "RouterState", "forget_router_states",
-           "policy_for_checkout", "router_state"]
+           "policy_for_checkout", "router_state", "wait_for_rebuilds"]

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from silkroute.services.accounts import Forbidden, Principal, authenticate
+from silkroute.services.checkout import routing_observer
 from silkroute.store.uow import UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sr_…`")
@@ -16,7 +17,11 @@ bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization:
 UowFactory = Callable[[], UnitOfWork]
 
 
-def uow_factory(request: Request) -> UowFactory:
+async def uow_factory(request: Request) -> UowFactory:
+    """Units of work on the app's database. It also hands checkout's routing decisions to
+    the app's histogram: async so that it runs in the request's own context, which the
+    endpoint's worker thread inherits (a sync dependency would set a copy)."""
+    routing_observer.set(request.app.state.metrics.routing_decision_seconds.observe)
     engine = request.app.state.engine
     return lambda: UnitOfWork(engine)
 

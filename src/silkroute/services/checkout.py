@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from time import perf_counter
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -84,6 +86,24 @@ def default_policy() -> FulfilmentPolicy | None:
 def set_default_policy(policy: FulfilmentPolicy | None) -> None:
     global _default_policy
     _default_policy = policy
+
+
+# Told the seconds of every routing decision made in this context (the API sets its
+# histogram per request), so services stay free of any metrics library.
+routing_observer: ContextVar[Callable[[float], None] | None] = ContextVar(
+    "routing_observer", default=None)
+
+
+def _decide(policy: FulfilmentPolicy, request: OrderRequest,
+            candidates: Sequence[CandidateLocation]) -> FulfilmentDecision:
+    observe = routing_observer.get()
+    if observe is None:
+        return policy.decide(request, candidates)
+    started = perf_counter()
+    try:
+        return policy.decide(request, candidates)
+    finally:  # a refusal (out of stock, no carrier) is a decision too
+        observe(perf_counter() - started)
 
 
 def _notify(policy: FulfilmentPolicy | None, hook: str) -> None:
@@ -245,7 +265,7 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
         decisions = []
         for request in requests:
             cands = _candidates(uow, request.seller_id, [ln.sku_id for ln in request.lines])
-            decision = policy.decide(request, cands)
+            decision = _decide(policy, request, cands)
             _check_decision(request, decision)
             decisions.append(decision)
         wanted: dict[tuple[int, int], int] = defaultdict(int)

@@ -261,6 +261,14 @@ ROUTES: list[tuple[str, str, str, bool, Any, int]] = [
     ("GET", "/api/v1/operator/orders", "operator", False, None, 200),
     ("GET", "/api/v1/operator/orders/{order}", "operator", False, None, 200),
     ("GET", "/api/v1/operator/summary", "operator", False, None, 200),
+    ("GET", "/api/v1/operator/network", "operator", False, None, 200),
+    ("GET", "/api/v1/operator/network/zones", "operator", False, None, 200),
+    ("GET", "/api/v1/operator/network/locations?kind=warehouse", "operator", False, None,
+     200),
+    ("GET", "/api/v1/operator/fees", "operator", False, None, 200),
+    ("GET", "/api/v1/operator/commission-rates", "operator", False, None, 200),
+    ("PUT", "/api/v1/operator/commission-rates/tea", "operator", False, {"rate": "0.07"},
+     200),
 ]
 CALLERS = ("none", "unknown", "revoked", "buyer", "seller", "operator")
 

@@ -160,6 +160,17 @@ def wait_for_rebuilds(timeout: float = 60.0) -> bool:
         time.sleep(0.01)
 
 
+def has_index(uow: UnitOfWork) -> bool:
+    """Whether this process has already compiled the saved network into the router's
+    index (without building it, unlike `router_state`). Call inside the unit of work."""
+    sig = _signature(uow)
+    if sig is None:
+        return False
+    with _states_lock:
+        state = _states.get(_key(uow))
+    return state is not None and state.signature == sig
+
+
 def forget_router_states() -> None:
     """Drop every cached index (tests; a process that wants a clean day)."""
     with _states_lock:

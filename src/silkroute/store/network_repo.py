@@ -220,6 +220,69 @@ def network_signature(conn: Connection) -> tuple[str, int, int] | None:
     return (stamp, int(n), int(top or 0))
 
 
+def network_meta(conn: Connection) -> dict[str, Any]:
+    """What the last save recorded about the network (None each before the first save)."""
+    meta = MetaRepo(conn)
+    version = meta.get(VERSION_KEY)
+    return {"stamp": meta.get(STAMP_KEY), "ref": meta.get(REF_KEY),
+            "version": int(version) if version else None, "country": meta.get(COUNTRY_KEY),
+            "currency": meta.get(CURRENCY_KEY)}
+
+
+def network_counts(conn: Connection) -> dict[str, Any]:
+    """Zones, locations by kind, carriers and carrier-zone links, counted in the database."""
+    by_kind = {str(kind): int(n) for kind, n in conn.execute(
+        select(t.locations.c.kind, func.count()).group_by(t.locations.c.kind)
+        .order_by(t.locations.c.kind))}
+    zones, carriers, links = conn.execute(select(
+        select(func.count()).select_from(t.zones).scalar_subquery(),
+        select(func.count()).select_from(nt.carriers).scalar_subquery(),
+        select(func.count()).select_from(nt.carrier_zones).scalar_subquery())).one()
+    return {"zones": int(zones), "locations": sum(by_kind.values()),
+            "locations_by_kind": by_kind, "carriers": int(carriers),
+            "carrier_zones": int(links)}
+
+
+def zones_page(conn: Connection, limit: int, offset: int, *, country: str | None = None
+               ) -> tuple[list[dict[str, Any]], int]:
+    """One page of zones by id, with how many locations and carriers each has."""
+    z = t.zones
+    where = [z.c.country == country] if country is not None else []
+    total = conn.execute(select(func.count()).select_from(z).where(*where)).scalar_one()
+    n_locations = (select(func.count()).select_from(t.locations)
+                   .where(t.locations.c.zone_id == z.c.id).scalar_subquery())
+    n_carriers = (select(func.count()).select_from(nt.carrier_zones)
+                  .where(nt.carrier_zones.c.zone_id == z.c.id).scalar_subquery())
+    rows = conn.execute(select(z, n_locations.label("locations"),
+                               n_carriers.label("carriers"))
+                        .where(*where).order_by(z.c.id).limit(limit).offset(offset))
+    return [{"id": int(r.id), "name": r.name, "country": r.country,
+             "latitude": float(r.latitude), "longitude": float(r.longitude),
+             "population": int(r.population), "locations": int(r.locations),
+             "carriers": int(r.carriers)} for r in rows], int(total)
+
+
+def locations_page(conn: Connection, limit: int, offset: int, *, kind: str | None = None,
+                   zone_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """One page of locations by id, of one kind and/or in one zone."""
+    loc, nl = t.locations, nt.network_locations
+    where = ([loc.c.kind == kind] if kind is not None else []) + (
+        [loc.c.zone_id == zone_id] if zone_id is not None else [])
+    total = conn.execute(select(func.count()).select_from(loc).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(loc, nl.c.network_ref, nl.c.external_id)
+        .outerjoin(nl, nl.c.location_id == loc.c.id)
+        .where(*where).order_by(loc.c.id).limit(limit).offset(offset))
+    return [{"id": int(r.id), "name": r.name, "kind": r.kind, "owner_kind": r.owner_kind,
+             "seller_id": int(r.seller_id) if r.seller_id is not None else None,
+             "zone_id": int(r.zone_id), "latitude": float(r.latitude),
+             "longitude": float(r.longitude), "daily_capacity": int(r.daily_capacity),
+             "handling_cost": int(r.handling_cost), "opens_hour": int(r.opens_hour),
+             "closes_hour": int(r.closes_hour), "network_ref": r.network_ref,
+             "external_id": int(r.external_id) if r.external_id is not None else None}
+            for r in rows], int(total)
+
+
 def load_snapshot(conn: Connection, *, with_stock: bool = True) -> NetworkSnapshot:
     """Everything the router needs, read from the database (ids are database ids).
 
@@ -276,5 +339,6 @@ def load_snapshot(conn: Connection, *, with_stock: bool = True) -> NetworkSnapsh
                            locations=locations, carriers=carriers, skus=skus, stock=stock)
 
 
-__all__ = ["SavedNetwork", "has_carriers", "load_snapshot", "network_ref_of",
-           "network_signature", "network_stamp", "network_version", "save_network", "store_network"]
+__all__ = ["SavedNetwork", "has_carriers", "load_snapshot", "locations_page", "network_counts",
+           "network_meta", "network_ref_of", "network_signature", "network_stamp",
+           "network_version", "save_network", "store_network", "zones_page"]

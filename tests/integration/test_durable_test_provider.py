@@ -336,7 +336,7 @@ def test_migration_downgrade_removes_the_tables_and_upgrade_restores_them(engine
             assert conn.execute(select(t.demo_marker).where(
                 t.demo_marker.c.key == SANDBOX_META_KEY)).first() is None
     finally:
-        assert upgrade(engine) == head_revision() == "0007_test_provider"
+        assert upgrade(engine) == head_revision() == "0008_cart"
     assert names <= set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert conn.execute(select(t.demo_marker.c.value).where(

@@ -169,8 +169,10 @@ class ShippingHooks:
     """Checkout hooks charging the seller's shipping template (free for members)."""
 
     def __init__(self, buyer_id: int, today: date, *, is_member: bool | None = None,
-                 templates: dict[int, tuple[Any, int]] | None = None):
+                 templates: dict[int, tuple[Any, int]] | None = None,
+                 on_placed: Callable[[UnitOfWork, CheckoutResult], None] | None = None):
         self.buyer_id = buyer_id
+        self._on_placed = on_placed
         self.period = membership.period_key(today)
         self._member = is_member
         self._templates = dict(templates or {})
@@ -198,13 +200,18 @@ class ShippingHooks:
                            is_member=self._member).amount
 
     def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
-        return None
+        if self._on_placed is not None:
+            self._on_placed(uow, result)
 
 
-def checkout_with_shipping(uow: UnitOfWork, buyer_id: int, lines: Sequence[CartLine], *,
-                           today: date | None = None, **kwargs: Any) -> CheckoutResult:
-    """`checkout` that charges each seller's shipping fee (what the money flows expect)."""
-    hooks = ShippingHooks(buyer_id, today or _now(None).date())
+def checkout_with_shipping(
+        uow: UnitOfWork, buyer_id: int, lines: Sequence[CartLine], *, today: date | None = None,
+        on_placed: Callable[[UnitOfWork, CheckoutResult], None] | None = None, **kwargs: Any
+) -> CheckoutResult:
+    """`checkout` that charges each seller's shipping fee (what the money flows expect).
+    `on_placed` runs in the checkout's transaction once its orders are recorded (the cart
+    empties itself there); raising in it rolls the whole checkout back."""
+    hooks = ShippingHooks(buyer_id, today or _now(None).date(), on_placed=on_placed)
     return checkout(uow, buyer_id, lines, hooks=hooks, **kwargs)
 
 

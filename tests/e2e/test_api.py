@@ -245,6 +245,13 @@ ROUTES: list[tuple[str, str, str, bool, Any, int]] = [
     ("POST", "/api/v1/buyer/payment-methods", "buyer", False, {"card": APPROVE}, 201),
     ("POST", "/api/v1/buyer/checkouts/{checkout}/payment", "buyer", True, None, 201),
     ("POST", "/api/v1/buyer/buy-now", "buyer", False, {"sku": "TEA-A"}, 201),
+    ("PUT", "/api/v1/buyer/cart/lines/{sku}", "buyer", False, {"quantity": 2}, 200),
+    ("GET", "/api/v1/buyer/cart", "buyer", False, None, 200),
+    ("POST", "/api/v1/buyer/cart/checkout", "buyer", False, None, 201),  # the line PUT above
+    ("DELETE", "/api/v1/buyer/cart/lines/{sku}", "buyer", False, None, 200),
+    ("GET", "/api/v1/buyer/membership", "buyer", False, None, 200),
+    ("POST", "/api/v1/buyer/membership", "buyer", False, None, 200),
+    ("DELETE", "/api/v1/buyer/membership", "buyer", False, None, 200),
     ("GET", "/api/v1/seller/shop", "seller", False, None, 200),
     ("GET", "/api/v1/seller/locations", "seller", False, None, 200),
     ("POST", "/api/v1/seller/locations", "seller", False, {"name": "Extra", "city": "Daegu"},

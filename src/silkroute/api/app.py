@@ -13,7 +13,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from silkroute import console
 from silkroute.api import background, errors
 from silkroute.api.metrics import ApiMetrics
-from silkroute.api.routers import accounts, buyers, delivery, operators, payments, sellers
+from silkroute.api.routers import (
+    accounts,
+    buyers,
+    cart,
+    delivery,
+    operators,
+    payments,
+    sellers,
+)
 
 API_VERSION = "1"
 DESCRIPTION = """The silkroute marketplace API. Every error is JSON
@@ -59,8 +67,8 @@ def create_app(engine: Engine, *, jobs_interval: float = 0) -> FastAPI:
     app.state.jobs_interval = jobs_interval
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for router in (buyers.router, payments.router, sellers.router, operators.router,
-                   accounts.router, delivery.router):
+    for router in (buyers.router, payments.router, cart.router, sellers.router,
+                   operators.router, accounts.router, delivery.router):
         app.include_router(router)
     delivery.install(app)
 

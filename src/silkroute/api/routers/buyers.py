@@ -14,6 +14,7 @@ from silkroute.api.routers.common import (
     Offset,
     OrderIdPath,
     StateFilter,
+    checkout_out,
     order_out,
     page_out,
     registered,
@@ -122,15 +123,7 @@ def new_checkout(principal: Buyer, uows: Uows, body: CheckoutIn, request: Reques
     finally:
         metrics.checkout_seconds.observe(time.perf_counter() - started)
     metrics.orders_created.inc(len(res.orders))
-    return CheckoutOut.model_validate({
-        "checkout_id": res.checkout_id,
-        "orders": [{"order_id": o.order_id, "seller_id": o.seller_id, "state": o.state,
-                    "currency": o.currency, "items_amount": o.items_amount,
-                    "shipping_amount": o.shipping_amount,
-                    "shipments": [{"location_id": loc, "lines": [
-                        {"sku_id": sku_id, "quantity": qty} for sku_id, qty in lines]}
-                        for loc, lines in o.shipments]}
-                   for o in res.orders]})
+    return checkout_out(res)
 
 
 @router.get("/api/v1/buyer/orders", response_model=PageOut[OrderSummary],

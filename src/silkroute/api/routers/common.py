@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from silkroute.api.schemas import MAX_INT, OrderOut, PageOut, Registered, TokenOut
+from silkroute.api.schemas import MAX_INT, CheckoutOut, OrderOut, PageOut, Registered, TokenOut
 from silkroute.services.accounts import AccountCreated
+from silkroute.services.checkout import CheckoutResult
 from silkroute.services.queries import OrderView
 from silkroute.services.storefront import MAX_PAGE, Page
 
@@ -26,6 +27,19 @@ def order_out(view: OrderView) -> OrderOut:
     return OrderOut.model_validate(view.as_dict())
 
 
+def checkout_out(res: CheckoutResult) -> CheckoutOut:
+    """The answer to a checkout (of lines or of the cart): its reserved orders."""
+    return CheckoutOut.model_validate({
+        "checkout_id": res.checkout_id,
+        "orders": [{"order_id": o.order_id, "seller_id": o.seller_id, "state": o.state,
+                    "currency": o.currency, "items_amount": o.items_amount,
+                    "shipping_amount": o.shipping_amount,
+                    "shipments": [{"location_id": loc, "lines": [
+                        {"sku_id": sku_id, "quantity": qty} for sku_id, qty in lines]}
+                        for loc, lines in o.shipments]}
+                   for o in res.orders]})
+
+
 OrderIdPath = Annotated[int, Path(ge=1, le=MAX_INT, description="Order id.")]
 
 
@@ -38,5 +52,5 @@ def registered(res: AccountCreated) -> Registered:
                                      prefix=res.token.prefix))
 
 
-__all__ = ["Limit", "Offset", "OrderIdPath", "PageOut", "StateFilter", "order_out", "page_out",
-           "registered"]
+__all__ = ["Limit", "Offset", "OrderIdPath", "PageOut", "StateFilter", "checkout_out",
+           "order_out", "page_out", "registered"]

@@ -93,7 +93,8 @@ def save_tiny_network(engine: Engine) -> None:
 # ------------------------------------------------------------------------------ network
 EMPTY = {"stamp": None, "ref": None, "version": None, "country": None, "currency": None,
          "zones": 0, "locations": 0, "locations_by_kind": {}, "carriers": 0,
-         "carrier_zones": 0, "router_active": False, "router_indexed": False}
+         "carrier_zones": 0, "router_active": False, "router_indexed": False,
+         "router_index_current": False}
 
 
 def test_network_summary_zones_and_locations(client: TestClient, engine: Engine) -> None:
@@ -116,17 +117,32 @@ def test_network_summary_zones_and_locations(client: TestClient, engine: Engine)
     assert summary == {
         "ref": "test:tiny", "version": 1, "country": "KR", "currency": "KRW", "zones": 2,
         "locations": 4, "locations_by_kind": {"pickup_point": 1, "store": 1, "warehouse": 2},
-        "carriers": 2, "carrier_zones": 3, "router_active": True, "router_indexed": False}
+        "carriers": 2, "carrier_zones": 3, "router_active": True, "router_indexed": False,
+        "router_index_current": False}
     # the first checkout compiles the network into the router's index
     _, buyer = register_buyer(client, "Min-jun")
     ok(client.post("/api/v1/buyer/checkouts", json={"lines": [{"sku": "TEA-1", "quantity": 1}]},
                    headers=auth(buyer)), 201)
-    assert ok(client.get("/api/v1/operator/network", headers=ops))["router_indexed"] is True
+    def router() -> tuple[bool, bool, bool]:
+        now = ok(client.get("/api/v1/operator/network", headers=ops))
+        return now["router_active"], now["router_indexed"], now["router_index_current"]
+
+    assert router() == (True, True, True)
+    # a seller opens another warehouse: the index of this network no longer knows it all
+    extra = add_location(client, seller, "Busan WH 2", "Busan")
+    assert router() == (True, True, False)
+    # the next checkout routes on the index it has and starts a rebuild in the background
+    ok(client.post("/api/v1/buyer/checkouts", json={"lines": [{"sku": "TEA-1", "quantity": 1}]},
+                   headers=auth(buyer)), 201)
+    deadline = time.monotonic() + 10
+    while router() != (True, True, True) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert router() == (True, True, True)
 
     zones = ok(client.get("/api/v1/operator/network/zones", headers=ops))
     assert [(z["id"], z["name"], z["country"], z["locations"], z["carriers"])
             for z in zones["items"]] == [(SEOUL, "Seoul", "KR", 3, 2),
-                                         (BUSAN, "Busan", "KR", 1, 1)]
+                                         (BUSAN, "Busan", "KR", 2, 1)]
     assert (zones["total"], zones["next_offset"]) == (2, None)
     first = ok(client.get("/api/v1/operator/network/zones?limit=1", headers=ops))
     assert ([z["id"] for z in first["items"]], first["total"], first["next_offset"]) == (
@@ -147,8 +163,9 @@ def test_network_summary_zones_and_locations(client: TestClient, engine: Engine)
     assert locations() == [
         (seoul_wh, "Seoul WH", "warehouse", "seller", seller_id, SEOUL, None, None),
         (busan_wh, "Busan WH", "warehouse", "seller", seller_id, BUSAN, None, None),
-        (store, "Gangnam Store", "store", "seller", seller_id, SEOUL, None, None), point]
-    assert [x[0] for x in locations("?kind=warehouse")] == [seoul_wh, busan_wh]
+        (store, "Gangnam Store", "store", "seller", seller_id, SEOUL, None, None), point,
+        (extra, "Busan WH 2", "warehouse", "seller", seller_id, BUSAN, None, None)]
+    assert [x[0] for x in locations("?kind=warehouse")] == [seoul_wh, busan_wh, extra]
     assert [x[0] for x in locations(f"?zone_id={SEOUL}")] == [seoul_wh, store, store + 1]
     assert locations(f"?kind=pickup_point&zone_id={SEOUL}") == [point]
     assert locations(f"?kind=store&zone_id={BUSAN}") == []

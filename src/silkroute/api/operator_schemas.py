@@ -30,6 +30,10 @@ class NetworkOut(BaseModel):
     router_indexed: bool = Field(description="This worker has compiled the saved network "
                                              "into the router's index (the first checkout "
                                              "after a save does).")
+    router_index_current: bool = Field(description="That index also knows every location "
+                                                   "held now; false until a background "
+                                                   "rebuild (started by a checkout after a "
+                                                   "location was added) caught up.")
 
 
 class ZoneOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from silkroute.domain.errors import ValidationError
 from silkroute.domain.network import LocationKind
-from silkroute.services.routing_policy import has_index
+from silkroute.services.routing_policy import index_status
 from silkroute.services.storefront import Page, check_page
 from silkroute.store.network_repo import (
     locations_page,
@@ -21,14 +21,16 @@ from silkroute.store.uow import UnitOfWork
 
 def network_summary(uow: UnitOfWork) -> dict[str, Any]:
     """What the last network save recorded, what the database holds, and whether checkout
-    routes with the router (`router_active`: a network with carriers was saved) and this
-    process has compiled its index yet (`router_indexed`; the first checkout builds it)."""
+    routes with the router (`router_active`: a network with carriers was saved), this
+    process has compiled its index yet (`router_indexed`; the first checkout builds it) and
+    that index knows every location held now (`router_index_current`)."""
     with uow:
         meta = network_meta(uow.conn)
         counts = network_counts(uow.conn)
         active = network_signature(uow.conn) is not None
-        indexed = active and has_index(uow)
-    return {**meta, **counts, "router_active": active, "router_indexed": indexed}
+        indexed, current = index_status(uow)
+    return {**meta, **counts, "router_active": active, "router_indexed": indexed,
+            "router_index_current": current}
 
 
 def list_zones(uow: UnitOfWork, *, country: str | None = None, limit: int = 20,

@@ -160,15 +160,19 @@ def wait_for_rebuilds(timeout: float = 60.0) -> bool:
         time.sleep(0.01)
 
 
-def has_index(uow: UnitOfWork) -> bool:
-    """Whether this process has already compiled the saved network into the router's
-    index (without building it, unlike `router_state`). Call inside the unit of work."""
+def index_status(uow: UnitOfWork) -> tuple[bool, bool]:
+    """(compiled, current): whether this process has compiled the saved network into the
+    router's index, and whether that index also knows every location the database holds
+    now (False until a background rebuild caught up). Builds nothing, unlike
+    `router_state`. Call inside the unit of work."""
     sig = _signature(uow)
     if sig is None:
-        return False
+        return False, False
     with _states_lock:
         state = _states.get(_key(uow))
-    return state is not None and state.signature == sig
+    if state is None or state.signature[0] != sig[0]:
+        return False, False
+    return True, state.signature == sig
 
 
 def forget_router_states() -> None:

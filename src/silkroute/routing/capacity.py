@@ -61,14 +61,8 @@ class CapacityState:
     def take(self, index: NetworkIndex, loc_pos: int, car_pos: int | None,
              line_pos: tuple[tuple[int, int], ...]) -> None:
         """`take_parcel` and then `take_stock` of each (SKU position, quantity), in one go."""
-        stock, loc_left, car_left = self.views()
-        if loc_left[loc_pos] <= 0:
-            raise ValueError(f"location {loc_pos} has no handling capacity left")
-        if car_pos is not None and car_left[car_pos] <= 0:
-            raise ValueError(f"carrier {car_pos} has no capacity left")
-        loc_left[loc_pos] -= 1
-        if car_pos is not None:
-            car_left[car_pos] -= 1
+        self.take_parcel(loc_pos, car_pos)
+        stock = self.views()[0]
         entries = index.hot().sku_entry
         for sku_pos, qty in line_pos:
             e = entries[sku_pos].get(loc_pos) if sku_pos >= 0 else None

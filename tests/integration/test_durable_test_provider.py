@@ -302,9 +302,8 @@ def test_use_database_provider_installs_it_unless_one_was_injected(engine, monke
         durable.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL keeps it in the platform DB
 def test_a_side_file_of_an_earlier_sqlite_database_starts_empty(engine, backend):
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL keeps the sandbox in the platform database")
     first = TestPaymentProvider.durable(engine)
     paid(first, 1000, "old")
     first.close()

@@ -117,9 +117,9 @@ def _rebuild_in_background(key: str, engine: Engine) -> None:
             fresh = RouterState(sig, index, SilkroutePolicy(index), dt.date.today())
             with _states_lock:
                 old = _states.get(key)
-                if old is None:
-                    _states[key] = fresh
-                elif old.signature[0] == sig[0]:  # still the same network: swap it in
+                # Swap in only over the state this rebuild replaces: not after
+                # forget_router_states(), and not over another network saved meanwhile.
+                if old is not None and old.signature[0] == sig[0]:
                     with old.lock:
                         fresh.day = old.day
                         _carry_capacity(old, fresh)

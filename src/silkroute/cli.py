@@ -130,6 +130,18 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
 
 
+def print_per_backend(results: dict[str, dict[str, Any]], as_json: bool,
+                      line: Callable[[dict[str, Any]], str]) -> None:
+    """A benchmark's result per backend: one JSON object, or a line each (`line(row)`),
+    saying which backend was skipped and why."""
+    if as_json:
+        print_json(results)
+        return
+    for name, row in results.items():
+        text = f"skipped ({row['skipped']})" if "skipped" in row else line(row)
+        out.print(f"{name}: {text}", markup=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------------------------- db
 @db_app.command("upgrade")
 @user_errors

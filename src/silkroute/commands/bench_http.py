@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from silkroute.cli import DbOpt, JsonOpt, out, print_json, user_errors
+from silkroute.cli import DbOpt, JsonOpt, print_per_backend, user_errors
 
 
 @user_errors
@@ -27,19 +27,13 @@ def bench_http(
     """
     from silkroute.bench.http import run_http_bench
 
-    results = run_http_bench(db, clients, seconds, workers)
-    if as_json:
-        print_json(results)
-        return
-    for name, r in results.items():
-        if "skipped" in r:
-            out.print(f"{name}: skipped ({r['skipped']})", markup=False)
-            continue
+    def line(r: dict[str, Any]) -> str:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or "none"
-        out.print(f"{name}: {r['paid_per_s']} paid orders/s ({r['paid_orders']} in "
-                  f"{r['seconds']} s), p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; "
-                  f"{r['clients']} clients, {r['workers']} server workers, {r['skus']} SKUs; "
-                  f"errors: {errors}", markup=False, soft_wrap=True)
+        return (f"{r['paid_per_s']} paid orders/s ({r['paid_orders']} in {r['seconds']} s), "
+                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; {r['clients']} clients, "
+                f"{r['workers']} server workers, {r['skus']} SKUs; errors: {errors}")
+
+    print_per_backend(run_http_bench(db, clients, seconds, workers), as_json, line)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

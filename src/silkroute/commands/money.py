@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from silkroute.cli import DbOpt, JsonOpt, out, print_json, uow_for, user_errors
+from silkroute.cli import DbOpt, JsonOpt, out, print_json, print_per_backend, uow_for, user_errors
 from silkroute.domain.errors import ValidationError
 from silkroute.domain.money import Money
 
@@ -235,18 +235,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             raise ValidationError("orders must be at least 1", field="orders")
         if not 1 <= clients <= 64:
             raise ValidationError("clients must be between 1 and 64", field="clients")
-        results = run_bench(db, orders, clients)
-        if as_json:
-            print_json(results)
-            return
-        for name, r in results.items():
-            if "skipped" in r:
-                out.print(f"{name}: skipped ({r['skipped']})", markup=False)
-                continue
-            out.print(f"{name}: {r['orders']} paid orders by {r['clients']} clients, "
-                      f"{r['orders_per_s']} orders/s, "
-                      f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-                      f"{r['sql_statements_per_order']} SQL statements per paid order")
+        print_per_backend(run_bench(db, orders, clients), as_json, lambda r: (
+            f"{r['orders']} paid orders by {r['clients']} clients, {r['orders_per_s']} "
+            f"orders/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+            f"{r['sql_statements_per_order']} SQL statements per paid order"))
 
 
 # the benchmark ------------------------------------------------------------------------------

@@ -199,10 +199,6 @@ def network_stamp(conn: Connection) -> str | None:
     return MetaRepo(conn).get(STAMP_KEY)
 
 
-def has_carriers(conn: Connection) -> bool:
-    return conn.execute(select(nt.carriers.c.id).limit(1)).first() is not None
-
-
 _SIGNATURE = select(
     select(t.demo_marker.c.value).where(t.demo_marker.c.key == STAMP_KEY).scalar_subquery(),
     select(nt.carriers.c.id).limit(1).scalar_subquery(),
@@ -339,6 +335,6 @@ def load_snapshot(conn: Connection, *, with_stock: bool = True) -> NetworkSnapsh
                            locations=locations, carriers=carriers, skus=skus, stock=stock)
 
 
-__all__ = ["SavedNetwork", "has_carriers", "load_snapshot", "locations_page", "network_counts",
+__all__ = ["SavedNetwork", "load_snapshot", "locations_page", "network_counts",
            "network_meta", "network_ref_of", "network_signature", "network_stamp",
            "network_version", "save_network", "store_network", "zones_page"]

@@ -378,6 +378,8 @@ def test_membership_subscribe_status_and_lapse(client: TestClient, market: Marke
 
     again = client.post(MEMBERSHIP, headers=auth(m.buyer))
     assert error(again) == (409, "already_member", "buyer_id")
+    assert again.json()["message"] == (f"buyer {m.buyer_id} is already a member "
+                                       f"(paid through {month})")
 
     # lapsing keeps the paid month's benefits and charges nothing; lapsing again is the same
     lapsed = {**active, "auto_renew": False, "charged": 0}
@@ -413,4 +415,38 @@ def test_membership_pays_in_the_default_cards_currency_and_refuses_a_declined_ca
 
     never = client.delete(MEMBERSHIP, headers=auth(market.buyer))
     assert error(never) == (404, "not_a_member", "buyer_id")
+    assert never.json()["message"] == f"buyer_id: buyer {market.buyer_id} is not a member"
     assert ledger_check.check(UnitOfWork(engine)).ok
+
+
+# ------------------------------------------------------------------ error messages
+def test_a_full_cart_refuses_a_new_line_but_not_a_changed_one(
+        client: TestClient, market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    from silkroute.services import cart
+
+    monkeypatch.setattr(cart, "MAX_CART_LINES", 2)
+    ok(put(client, market.buyer, "TEA-1", 1))
+    ok(put(client, market.buyer, "MUG-1", 1))
+    full = put(client, market.buyer, "CUP-1", 1)
+    assert (full.status_code, full.json()) == (422, {
+        "code": "cart_full", "field": "sku", "message": "sku: the cart holds at most 2 lines"})
+    changed = ok(put(client, market.buyer, "TEA-1", 3))
+    assert [(ln["sku"], ln["quantity"]) for ln in changed["lines"]] == [("TEA-1", 3),
+                                                                       ("MUG-1", 1)]
+
+
+def test_a_cart_changed_during_checkout_is_refused_and_reserves_nothing(
+        client: TestClient, market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    from silkroute.store.cart_repo import CartRepo
+
+    before = ok(put(client, market.buyer, "TEA-1", 2))
+    # the line is edited between the checkout's read and its emptying of the cart
+    monkeypatch.setattr(CartRepo, "take", lambda self, buyer_id, sku_id, quantity: False)
+    r = client.post(f"{CART}/checkout", headers=auth(market.buyer))
+    assert (r.status_code, r.json()) == (409, {
+        "code": "cart_changed", "field": "cart",
+        "message": "cart: TEA-1 changed while checking out; nothing was reserved, look at "
+                   "the cart and check out again"})
+    assert ok(client.get(CART, headers=auth(market.buyer))) == before
+    stock = ok(client.get("/api/v1/seller/stock", headers=auth(market.seller)))
+    assert {(s["sku"], s["reserved"]) for s in stock} == {("TEA-1", 0), ("MUG-1", 0)}

@@ -63,14 +63,23 @@ class CheckoutHooks(Protocol):
         ...
 
 
+_UNREAD: Any = object()
+
+
 @dataclass(frozen=True)
 class Known:
     """What a caller already read in the checkout's transaction (one-click reads it in one
     statement with its own context): the buyer's address and the cart's SKUs by code.
-    `address` and each SKU row need the attributes `checkout` reads from the tables."""
+    `address` and each SKU row need the attributes `checkout` reads from the tables.
+
+    Optionally also the first routing attempt's candidate locations per seller (what
+    `_candidates` would read) and the network signature (`network_signature`), so that
+    checkout does not read them again."""
 
     address: Any
     skus: dict[str, Any]
+    candidates: dict[int, list[CandidateLocation]] | None = None
+    signature: Any = _UNREAD
 
 
 # None: the silkroute router when the database holds a network with carriers
@@ -120,11 +129,12 @@ class _PolicyOutcome:
     def __init__(self, policy: FulfilmentPolicy | None):
         self.policy = policy
 
-    def resolve(self, uow: UnitOfWork) -> FulfilmentPolicy:
+    def resolve(self, uow: UnitOfWork, signature: Any = _UNREAD) -> FulfilmentPolicy:
         if self.policy is None:
-            from silkroute.services.routing_policy import policy_for_checkout
+            from silkroute.services.routing_policy import UNREAD, policy_for_checkout
 
-            self.policy = policy_for_checkout(uow)
+            self.policy = policy_for_checkout(
+                uow, UNREAD if signature is _UNREAD else signature)
         return self.policy
 
     def __enter__(self) -> _PolicyOutcome:
@@ -202,9 +212,9 @@ def checkout(
                               field="pickup_location_id")
     outcome = _PolicyOutcome(policy or _default_policy)
     with outcome, uow:
-        policy = outcome.resolve(uow)
         repos = uow.repos
         pre = known(uow) if known is not None else None
+        policy = outcome.resolve(uow, pre.signature if pre is not None else _UNREAD)
         if pre is not None:
             address, skus = pre.address, pre.skus
         else:
@@ -244,7 +254,8 @@ def checkout(
                          pickup_location_id)
             for seller_id, reqs in sorted(by_seller.items())
         ]
-        decisions = _route_and_reserve(uow, requests, policy)
+        decisions = _route_and_reserve(uow, requests, policy,
+                                       pre.candidates if pre is not None else None)
         checkout_id = repos.orders.add_checkout(buyer_id)
         placed = []
         for request, decision in zip(requests, decisions, strict=True):
@@ -258,13 +269,19 @@ def checkout(
 
 
 def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
-                       policy: FulfilmentPolicy) -> list[FulfilmentDecision]:
+                       policy: FulfilmentPolicy,
+                       first: dict[int, list[CandidateLocation]] | None = None
+                       ) -> list[FulfilmentDecision]:
+    """`first`: candidates per seller already read for the first attempt (see `Known`)."""
     repos = uow.repos
     lost: OrderLineRequest | None = None  # the line whose reservation lost the last race
     for _attempt in range(MAX_ROUTE_ATTEMPTS):
         decisions = []
         for request in requests:
-            cands = _candidates(uow, request.seller_id, [ln.sku_id for ln in request.lines])
+            cands = first.get(request.seller_id) if first is not None else None
+            if cands is None:
+                cands = _candidates(uow, request.seller_id,
+                                    [ln.sku_id for ln in request.lines])
             decision = _decide(policy, request, cands)
             _check_decision(request, decision)
             decisions.append(decision)
@@ -285,6 +302,7 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
             done.append((sku_id, location_id, qty))
         if failed is None:
             return decisions
+        first = None  # lost a race: route again on stock read now
         for sku_id, location_id, qty in done:
             repos.stock.release(sku_id, location_id, qty)
         _notify(policy, "on_released")  # routed again: give back this attempt's parcels

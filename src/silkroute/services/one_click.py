@@ -19,8 +19,10 @@ from silkroute.payments.port import (
     PaymentError,
     PaymentProvider,
 )
+from silkroute.routing.policy import CandidateLocation
 from silkroute.services import payments
 from silkroute.services.checkout import CartLine, CheckoutResult, Known, checkout
+from silkroute.store.network_repo import signature_of
 from silkroute.store.uow import UnitOfWork
 
 KEY_TTL = timedelta(hours=24)  # keys are kept at least this long
@@ -80,11 +82,12 @@ class _Hooks(payments.ShippingHooks):
     def known(self, uow: UnitOfWork) -> Known:
         scope, key, _digest, now = self._claim
         money = uow.repos.money
-        ctx = money.one_click_context(self.buyer_id, self._sku, self.period, scope, key)
-        if ctx is None:  # no such SKU: a replay if the key was used, else a bad request
+        rows = money.one_click_context(self.buyer_id, self._sku, self.period, scope, key)
+        if not rows:  # no such SKU: a replay if the key was used, else a bad request
             if money.key(scope, key) is not None:
                 raise _Claimed
             raise NotFound(f"sku: no SKU {self._sku!r}", field="sku")
+        ctx = rows[0]
         if ctx.key_id is not None:
             raise _Claimed
         if ctx.buyer_found is None:
@@ -106,7 +109,12 @@ class _Hooks(payments.ShippingHooks):
                             ctx.zone_id))
         sku = _Sku(ctx.sku_id, ctx.code, ctx.seller_id, ctx.on_sale, ctx.weight_g,
                    ctx.price_amount, ctx.sku_currency)
-        return Known(address, {ctx.code: sku})
+        candidates = [CandidateLocation(r.location_id, r.location_latitude,
+                                        r.location_longitude, {ctx.sku_id: int(r.available)},
+                                        r.location_name)
+                      for r in rows if r.location_id is not None]
+        return Known(address, {ctx.code: sku}, candidates={ctx.seller_id: candidates},
+                     signature=signature_of(ctx))
 
     def placed(self, uow: UnitOfWork, result: CheckoutResult) -> None:
         scope, key, request_hash, now = self._claim

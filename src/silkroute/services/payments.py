@@ -353,6 +353,10 @@ def charge(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider,
 def _record(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider, auth: PaymentResult,
             cap: PaymentResult) -> Paid:
     repos = uow.repos
+    ids = [o["order_id"] for o in plan.orders]
+    # The compare-and-set first: on PostgreSQL the inserts after it then travel together
+    # in one statement at commit (write-behind, store/sql.py).
+    _set_state_all(uow, ids, OrderState.RESERVED, OrderState.PAID)
     payment_id = repos.money.add_payment(
         checkout_id=plan.checkout_id, buyer_id=plan.buyer_id, payment_method_id=plan.method_id,
         status="captured", amount=plan.total, currency=plan.currency, provider=provider.name,
@@ -360,8 +364,7 @@ def _record(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider, auth: Payme
     holds = {o["order_id"]: Money(o["hold"], plan.currency) for o in plan.orders}
     post(uow, ledger.capture(payment_id, plan.buyer_id, holds))
     repos.money.add_order_money([{**o, "payment_id": payment_id} for o in plan.orders])
-    ids = [o["order_id"] for o in plan.orders]
-    _move_all(uow, ids, OrderState.RESERVED, OrderState.PAID, f"payment {payment_id}")
+    _add_events(uow, ids, OrderState.RESERVED, OrderState.PAID, f"payment {payment_id}")
     return Paid(payment_id, plan.checkout_id, plan.buyer_id, plan.total, plan.currency,
                 tuple(ids))
 
@@ -369,11 +372,21 @@ def _record(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider, auth: Payme
 def _move_all(uow: UnitOfWork, order_ids: list[int], source: OrderState, target: OrderState,
               note: str) -> None:
     """Move orders known to be in `source` with one compare-and-set and one event insert."""
+    _set_state_all(uow, order_ids, source, target)
+    _add_events(uow, order_ids, source, target, note)
+
+
+def _set_state_all(uow: UnitOfWork, order_ids: list[int], source: OrderState,
+                   target: OrderState) -> None:
     for oid in order_ids:
         transition(oid, source, target)
     if uow.repos.orders.move_many(order_ids, source.value, target.value) != len(order_ids):
         raise Conflict(f"orders {order_ids} changed concurrently; nothing recorded",
                        field="state", code="concurrent_change")
+
+
+def _add_events(uow: UnitOfWork, order_ids: list[int], source: OrderState,
+                target: OrderState, note: str) -> None:
     insert_rows(uow.conn, t.order_events, [
         {"order_id": oid, "from_state": source.value, "to_state": target.value, "note": note}
         for oid in order_ids])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from silkroute.domain.errors import OutOfStock, Unroutable
 from silkroute.routing.baselines import SilkroutePolicy
@@ -26,7 +27,7 @@ from silkroute.store.network_repo import load_snapshot, network_signature
 from silkroute.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import URL, Engine
 
 log = logging.getLogger("silkroute.routing")
 
@@ -60,7 +61,12 @@ _states_lock = threading.Lock()
 
 
 def _key(uow: UnitOfWork) -> str:
-    return uow.engine.url.render_as_string(hide_password=True)
+    return _url_key(uow.engine.url)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_key(url: URL) -> str:  # rendering a URL on every checkout costs more than a lookup
+    return url.render_as_string(hide_password=True)
 
 
 def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
@@ -68,7 +74,11 @@ def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
     return network_signature(uow.conn)
 
 
-def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState | None:
+UNREAD: Any = object()  # "the caller did not read the network signature: read it here"
+
+
+def router_state(uow: UnitOfWork, today: dt.date | None = None, *,
+                 signature: Any = UNREAD) -> RouterState | None:
     """The router's state for this database; None when no network with carriers was saved.
     Call inside the unit of work.
 
@@ -78,8 +88,11 @@ def router_state(uow: UnitOfWork, today: dt.date | None = None) -> RouterState |
     keep routing on the index they have — locations it does not know are skipped, or the
     order falls back to nearest-with-stock — while a background thread compiles the new
     one and swaps it in.
+
+    `signature` is `network_signature` when the caller already read it in this
+    transaction (one-click reads it with its context).
     """
-    sig = _signature(uow)
+    sig = _signature(uow) if signature is UNREAD else signature
     if sig is None:
         return None
     key = _key(uow)
@@ -256,13 +269,13 @@ def _refusal(request: OrderRequest, reason: str | None, detail: str) -> Unroutab
                       code=reason or "no_plan")
 
 
-def policy_for_checkout(uow: UnitOfWork) -> FulfilmentPolicy:
+def policy_for_checkout(uow: UnitOfWork, signature: Any = UNREAD) -> FulfilmentPolicy:
     """The router when the database holds a network with carriers, else nearest-with-stock."""
-    state = router_state(uow)
+    state = router_state(uow, signature=signature)
     if state is None:
         return NearestWithStockPolicy()
     return RouterCheckoutPolicy(state)
 
 
-__all__ = ["RouterCheckoutPolicy", "RouterState", "forget_router_states",
+__all__ = ["UNREAD", "RouterCheckoutPolicy", "RouterState", "forget_router_states",
            "policy_for_checkout", "router_state", "wait_for_rebuilds"]

@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from silkroute.store.sql import enable_write_behind
+
 DEFAULT_URL = "sqlite:///./silkroute.db"
 ENV_URL = "SILKROUTE_DATABASE_URL"
 READ_ONLY = "silkroute_read_only"  # execution option: this transaction only reads
@@ -65,4 +67,6 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     # A connection that died (a database restart) fails its statement once; SQLAlchemy
     # then invalidates the pool, and the next unit of work gets a fresh connection.
     kwargs.setdefault("pool_pre_ping", False)
-    return create_engine(resolved, **kwargs)
+    engine = create_engine(resolved, **kwargs)
+    enable_write_behind(engine)  # units of work send their inserts as one statement
+    return engine

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from silkroute.store import money_tables as m
 from silkroute.store import tables as t
-from silkroute.store.sql import insert_id
+from silkroute.store.sql import insert_id, insert_rows
 
 
 class MoneyRepo:
@@ -40,10 +40,12 @@ class MoneyRepo:
 
     # one-click context: everything one_click needs before checkout, in one statement ------
     def one_click_context(self, buyer_id: int, sku: str, period: str, scope: str,
-                          key: str) -> Any:
+                          key: str) -> Sequence[Any]:
+        """One row per location of the SKU's seller that stocks it (one row with NULL
+        location columns when none does); no row when there is no such SKU."""
         return self.conn.execute(_one_click_context(), {
             "buyer_id": buyer_id, "sku": sku, "period": period, "scope": scope,
-            "key": key}).first()
+            "key": key}).all()
 
     # shipping templates and commission ---------------------------------------------------
     def set_shipping_template(self, seller_id: int, template: dict[str, Any],
@@ -82,7 +84,7 @@ class MoneyRepo:
         return self.conn.execute(select(p).where(p.c.id == payment_id)).first()
 
     def add_order_money(self, rows: list[dict[str, Any]]) -> None:
-        self.conn.execute(insert(m.order_money), rows)
+        insert_rows(self.conn, m.order_money, rows)
 
     def order_money(self, order_id: int, *, lock: bool = False) -> Any:
         om = m.order_money
@@ -210,12 +212,18 @@ def _one_click_context() -> Any:
     """Built once with bound parameters: SQLAlchemy then reuses its compiled form instead
     of rebuilding a seven-way join's cache key on every buy-now (profiled: ~20% of it).
 
-    One row when the SKU exists: the SKU's fields checkout needs, the buyer (NULL when
-    unknown), the default address and card, the seller's shipping template, this month's
-    membership and the idempotency key if already claimed. No row: no such SKU."""
+    When the SKU exists, per location of its seller that stocks it (ordered by location,
+    as checkout's own candidate query): the location and its available units, and on every
+    row the SKU's fields checkout needs, the buyer (NULL when unknown), the default address
+    and card, the seller's shipping template, this month's membership, the idempotency key
+    if already claimed, and the router index's network signature (`network_signature`).
+    No row: no such SKU."""
+    from silkroute.store.network_repo import SIGNATURE_COLUMNS
+
     pm, st, mp, ik, sk, ad, by = (m.payment_methods, m.shipping_templates,
                                   m.membership_periods, m.idempotency_keys, t.skus,
                                   t.addresses, t.buyers)
+    so, lo = t.stock, t.locations
     buyer_id: Any = bindparam("buyer_id")
     default_pm = (select(pm.c.id).where(pm.c.buyer_id == buyer_id)
                   .order_by(pm.c.is_default.desc(), pm.c.id).limit(1).scalar_subquery())
@@ -227,7 +235,10 @@ def _one_click_context() -> Any:
                    ad.c.id.label("address_id"), ad.c.latitude, ad.c.longitude, ad.c.zone_id,
                    pm.c.id.label("pm_id"), pm.c.token, pm.c.currency.label("pm_currency"),
                    st.c.template, st.c.carrier_id, mp.c.period.label("member_period"),
-                   ik.c.id.label("key_id"))
+                   ik.c.id.label("key_id"), lo.c.id.label("location_id"),
+                   lo.c.name.label("location_name"), lo.c.latitude.label("location_latitude"),
+                   lo.c.longitude.label("location_longitude"),
+                   (so.c.on_hand - so.c.reserved).label("available"), *SIGNATURE_COLUMNS)
             .select_from(sk)
             .outerjoin(by, by.c.id == buyer_id)
             .outerjoin(ad, ad.c.id == default_address)
@@ -235,4 +246,7 @@ def _one_click_context() -> Any:
             .outerjoin(st, st.c.seller_id == sk.c.seller_id)
             .outerjoin(mp, and_(mp.c.buyer_id == buyer_id, mp.c.period == bindparam("period")))
             .outerjoin(ik, and_(ik.c.scope == bindparam("scope"), ik.c.key == bindparam("key")))
-            .where(sk.c.code == bindparam("sku")))
+            .outerjoin(so.join(lo, lo.c.id == so.c.location_id),
+                       and_(so.c.sku_id == sk.c.id, lo.c.seller_id == sk.c.seller_id))
+            .where(sk.c.code == bindparam("sku"))
+            .order_by(lo.c.id))

@@ -199,21 +199,28 @@ def network_stamp(conn: Connection) -> str | None:
     return MetaRepo(conn).get(STAMP_KEY)
 
 
-_SIGNATURE = select(
-    select(t.demo_marker.c.value).where(t.demo_marker.c.key == STAMP_KEY).scalar_subquery(),
-    select(nt.carriers.c.id).limit(1).scalar_subquery(),
-    select(func.count()).select_from(t.locations).scalar_subquery(),
-    select(func.max(t.locations.c.id)).scalar_subquery())
+# Four scalar subqueries; one-click adds them to its context read (store/money_repo.py).
+SIGNATURE_COLUMNS = (
+    select(t.demo_marker.c.value).where(t.demo_marker.c.key == STAMP_KEY)
+    .scalar_subquery().label("sig_stamp"),
+    select(nt.carriers.c.id).limit(1).scalar_subquery().label("sig_carrier"),
+    select(func.count()).select_from(t.locations).scalar_subquery().label("sig_locations"),
+    select(func.max(t.locations.c.id)).scalar_subquery().label("sig_top_location"))
+_SIGNATURE = select(*SIGNATURE_COLUMNS)
 
 
 def network_signature(conn: Connection) -> tuple[str, int, int] | None:
     """What a cached router index depends on, in one statement (checkout asks on every
     order): the network's stamp, the number of locations and the highest location id; None
     when no network with carriers was saved."""
-    stamp, carrier, n, top = conn.execute(_SIGNATURE).one()
-    if stamp is None or carrier is None:
+    return signature_of(conn.execute(_SIGNATURE).one())
+
+
+def signature_of(row: Any) -> tuple[str, int, int] | None:
+    """`network_signature` from a row holding `SIGNATURE_COLUMNS`."""
+    if row.sig_stamp is None or row.sig_carrier is None:
         return None
-    return (stamp, int(n), int(top or 0))
+    return (row.sig_stamp, int(row.sig_locations), int(row.sig_top_location or 0))
 
 
 def network_meta(conn: Connection) -> dict[str, Any]:

@@ -5,15 +5,44 @@ and a fresh cache key (profiled on the one-click path: about 120 µs of CPU per 
 than the round trip to PostgreSQL). A statement built once per table and executed with a
 parameter dict reuses the compiled form; the parameters' keys are part of the cache key, so
 rows that set different columns still compile correctly.
+
+**Write-behind on PostgreSQL.** A unit of work on PostgreSQL does not send the inserts of
+the tables in `WRITE_BEHIND` one by one: `insert_id` takes the row's id from a block of
+sequence values the process holds (`IdBlocks`, the client-side twin of a sequence's `CACHE`)
+and keeps the row; all kept rows go to the server as **one** statement, a chain of
+data-modifying CTEs (`WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ...`), just before
+the next statement of the transaction runs (`before_execute`, so every read sees them) or
+before it commits. The transaction, its locks and its outcome are the same; only the number
+of round trips changes (the paid one-click order went from 16 statements to 7). A row
+that breaks a constraint raises the same `IntegrityError`, from that next statement or
+from the commit instead of from the insert: the whole transaction rolls back either way,
+so callers catch it around the unit of work, never around one insert.
+
+Ids are handed out in order within a process; between processes they interleave by block
+(PostgreSQL's own sequence `CACHE` does the same), so an id tells what came first only
+within one process. Blocks start at one id and double while a process keeps using them (up
+to `MAX_BLOCK`), so a command that creates one order takes one id and leaves no gap.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, insert
+from sqlalchemy import Connection, Dialect, Engine, Insert, Table, event, insert
+
+# The tables of the order and payment path: written often, read back by id in the same
+# transaction rarely. (Catalog, network and account rows keep their plain inserts.)
+WRITE_BEHIND = frozenset({
+    "checkouts", "orders", "order_lines", "allocations", "order_events", "idempotency_keys",
+    "payments", "ledger_transactions", "ledger_postings", "order_money",
+})
+MAX_BLOCK = 64
+PENDING = "silkroute_pending_writes"  # Connection.info key of the open transaction's rows
 
 
 @functools.cache
@@ -23,13 +52,150 @@ def _insert(table: Table) -> Insert:
 
 def insert_id(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
     """INSERT one row and return the primary key it created (RETURNING on PostgreSQL,
-    lastrowid on SQLite)."""
+    lastrowid on SQLite; kept for the next flush in a write-behind unit of work)."""
+    pending = conn.info.get(PENDING) if table.name in WRITE_BEHIND else None
+    if pending is not None:
+        row_id = _blocks(conn.engine).next_id(conn, table)
+        pending.add(table, {**values, "id": row_id})
+        return row_id
     key = conn.execute(_insert(table), dict(values)).inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT several rows with one statement (executemany)."""
-    if rows:
-        conn.execute(_insert(table), rows)
+    """INSERT several rows with one statement (executemany; kept for the next flush in a
+    write-behind unit of work)."""
+    if not rows:
+        return
+    pending = conn.info.get(PENDING) if table.name in WRITE_BEHIND else None
+    if pending is not None:
+        for row in rows:
+            pending.add(table, row)
+        return
+    conn.execute(_insert(table), rows)
+
+
+# write-behind -------------------------------------------------------------------------------
+class PendingWrites:
+    """Rows kept by one transaction, grouped by table and column set in arrival order."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[Table, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+
+    def add(self, table: Table, row: Mapping[str, Any]) -> None:
+        self.groups.setdefault((table, tuple(row)), []).append(row)
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+
+@functools.cache
+def _column_sql(table: Table, columns: tuple[str, ...], dialect: Dialect
+                ) -> tuple[str, str, tuple[Callable[[Any], Any] | None, ...]]:
+    """("t (a, b)", "(%s::INTEGER, %s)", bind processors) for one table and column set,
+    with the casts and value processing SQLAlchemy itself would apply."""
+    prep = dialect.identifier_preparer
+    marks, procs = [], []
+    for name in columns:
+        impl = table.c[name].type.dialect_impl(dialect)
+        procs.append(impl.bind_processor(dialect))
+        if getattr(impl, "render_bind_cast", False):
+            marks.append(f"%s::{dialect.type_compiler_instance.process(impl)}")
+        else:
+            marks.append("%s")
+    target = f"{prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)})"
+    return target, f"({', '.join(marks)})", tuple(procs)
+
+
+def flush(conn: Connection) -> None:
+    """Send the transaction's kept rows as one statement (nothing to do if none)."""
+    pending = conn.info.get(PENDING)
+    if not pending:
+        return
+    groups, pending.groups = pending.groups, {}
+    parts: list[str] = []
+    params: list[Any] = []
+    for (table, columns), rows in groups.items():
+        target, marks, procs = _column_sql(table, columns, conn.dialect)
+        parts.append(f"INSERT INTO {target} VALUES {', '.join([marks] * len(rows))}")
+        for row in rows:
+            for name, proc in zip(columns, procs, strict=True):
+                value = row[name]
+                params.append(proc(value) if proc is not None and value is not None
+                              else value)
+    *ctes, last = parts
+    sql = (f"WITH {', '.join(f'w{i} AS ({p})' for i, p in enumerate(ctes))} {last}"
+           if ctes else last)
+    conn.exec_driver_sql(sql, tuple(params))
+
+
+def _flush_before(conn: Connection, *_args: Any) -> None:
+    if conn.info.get(PENDING):
+        flush(conn)
+
+
+def enable_write_behind(engine: Engine) -> None:
+    """Let units of work on this (PostgreSQL) engine keep their inserts until the next
+    statement or the commit."""
+    event.listen(engine, "before_execute", _flush_before)
+    _WRITE_BEHIND_ENGINES.add(engine)
+
+
+def writes_behind(engine: Engine) -> bool:
+    return engine in _WRITE_BEHIND_ENGINES
+
+
+_WRITE_BEHIND_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+# ids ----------------------------------------------------------------------------------------
+class IdBlocks:
+    """Per engine and table, ids taken from the table's sequence a block at a time."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, deque[int]] = {}
+        self._size: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def next_id(self, conn: Connection, table: Table) -> int:
+        ids = self._ids.get(table.name)
+        if ids:
+            try:
+                return ids.popleft()
+            except IndexError:  # another thread took the last one
+                pass
+        with self._lock:
+            ids = self._ids.setdefault(table.name, deque())
+            if not ids:
+                size = self._size.get(table.name, 0)
+                size = min(MAX_BLOCK, size * 2) if size else 1
+                self._size[table.name] = size
+                ids.extend(_fetch_ids(conn, table, size))
+            return ids.popleft()
+
+
+def _fetch_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """`n` values of the table's sequence. nextval is not transactional and never waits
+    (so holding the blocks' lock over it is safe); a rollback leaves a gap, as with any
+    sequence. The transaction's kept rows stay kept: they do not need these ids sent."""
+    pending = conn.info.get(PENDING)
+    conn.info[PENDING] = None  # no flush before this statement
+    try:
+        return list(conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table.name, n)).scalars())
+    finally:
+        conn.info[PENDING] = pending
+
+
+_BLOCKS: weakref.WeakKeyDictionary[Engine, IdBlocks] = weakref.WeakKeyDictionary()
+_BLOCKS_LOCK = threading.Lock()
+
+
+def _blocks(engine: Engine) -> IdBlocks:
+    blocks = _BLOCKS.get(engine)
+    if blocks is None:
+        with _BLOCKS_LOCK:
+            blocks = _BLOCKS.setdefault(engine, IdBlocks())
+    return blocks

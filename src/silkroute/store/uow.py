@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from silkroute.store.engine import READ_ONLY
 from silkroute.store.repositories import Repositories
+from silkroute.store.sql import PENDING, PendingWrites, flush, writes_behind
 
 
 class UnitOfWork:
@@ -44,6 +45,8 @@ class UnitOfWork:
             if self.engine.dialect.name == "postgresql":
                 opts["postgresql_readonly"] = True
             self._conn.execution_options(**opts)
+        elif writes_behind(self.engine):  # PostgreSQL: inserts go as one statement
+            self._conn.info[PENDING] = PendingWrites()
         self._conn.begin()
         self.repos = Repositories(self._conn)
         self._checks = []
@@ -62,6 +65,7 @@ class UnitOfWork:
         conn = self.conn
         try:
             if exc_type is None:
+                flush(conn)
                 for check in self._checks:
                     check(conn)
                 conn.commit()
@@ -71,5 +75,6 @@ class UnitOfWork:
             conn.rollback()
             raise
         finally:
+            conn.info.pop(PENDING, None)
             conn.close()
             self._conn = None

@@ -1,0 +1,194 @@
+"""Write-behind on PostgreSQL (store/sql.py): a unit of work keeps the inserts of the order
+and payment tables and sends them as one statement before its next statement or its
+commit, with ids taken from sequence blocks that double per process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+
+from silkroute.services import one_click as oc
+from silkroute.services.payments import TestPaymentProvider
+from silkroute.store import money_tables as mt
+from silkroute.store import tables as t
+from silkroute.store.engine import make_engine
+from silkroute.store.sql import insert_id
+from silkroute.store.uow import UnitOfWork
+from tests.integration.money_helpers import money_market
+
+pg = pytest.mark.postgres
+
+
+@pytest.fixture
+def backend() -> str:  # the engine fixture on PostgreSQL only: SQLite inserts at once
+    return "postgres"
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine sends while the block runs, first words only."""
+    sent: list[str] = []
+
+    def record(_conn, _cursor, sql, *_rest) -> None:  # noqa: ANN001
+        sent.append(" ".join(sql.split()[:3]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _buy(uow, market, key: str) -> oc.OneClickResult:  # noqa: ANN001
+    return oc.one_click(uow(), market.buyer_seoul, "TEA-1", 1, idempotency_key=key,
+                        provider=TestPaymentProvider())
+
+
+ID_FETCH = "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
+ORDER = ["SELECT skus.id AS",                 # context, candidates and network signature
+         "UPDATE stock SET",                  # the reservation (a compare-and-set)
+         "WITH w0 AS",                        # checkout, order, line, allocation, events, key
+         "UPDATE orders SET",                 # reserved -> paid (a compare-and-set)
+         "WITH w0 AS"]                        # payment, ledger, order money, event
+
+
+@pg
+def test_a_paid_one_click_order_is_five_statements_plus_id_blocks_that_double(
+        engine: Engine, uow) -> None:  # noqa: ANN001
+    market = money_market(uow)
+    with statements(engine) as sent:
+        first = _buy(uow, market, "k1")
+    # Six tables take ids (checkouts, orders, order_lines, idempotency_keys, payments,
+    # ledger_transactions): a fresh engine fetches a block of one for each.
+    assert [s for s in sent if s != ID_FETCH] == ORDER
+    assert sent.count(ID_FETCH) == 6
+    with statements(engine) as sent:
+        second = _buy(uow, market, "k2")
+    assert [s for s in sent if s != ID_FETCH] == ORDER
+    assert sent.count(ID_FETCH) == 6  # blocks of two now
+    with statements(engine) as sent:
+        third = _buy(uow, market, "k3")
+    assert sent == ORDER  # the second id of each block: no fetch at all
+    assert (first.order_id, second.order_id, third.order_id) == (1, 2, 3)
+    assert (first.payment_id, second.payment_id, third.payment_id) == (1, 2, 3)
+    with engine.connect() as conn:
+        key = conn.execute(select(mt.idempotency_keys.c.response)
+                           .where(mt.idempotency_keys.c.key == "k3")).scalar_one()
+        assert key == {"checkout_id": 3, "order_ids": [3]}  # JSON written as JSON
+        assert conn.execute(select(t.order_events.c.order_id, t.order_events.c.from_state,
+                                   t.order_events.c.to_state, t.order_events.c.note)
+                            .where(t.order_events.c.order_id == 3)
+                            .order_by(t.order_events.c.id)).all() == [
+            (3, None, "created", ""), (3, "created", "reserved", ""),
+            (3, "reserved", "paid", "payment 3")]
+        assert conn.execute(select(func.count()).select_from(mt.ledger_postings)
+                            .join(mt.ledger_transactions)
+                            .where(mt.ledger_transactions.c.reference == "payment:3")
+                            ).scalar_one() >= 2
+
+
+@pg
+def test_ids_of_two_processes_interleave_by_block_without_gaps_for_single_orders(
+        engine: Engine) -> None:
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with UnitOfWork(engine) as u:
+            buyer = u.repos.buyers.add("b")
+
+        def checkout_row(eng: Engine) -> int:
+            with UnitOfWork(eng) as u:
+                return insert_id(u.conn, t.checkouts, {"buyer_id": buyer})
+
+        got = [checkout_row(engine), checkout_row(other),   # blocks of one: 1 | 2
+               checkout_row(engine), checkout_row(engine),  # block of two: 3, 4
+               checkout_row(other), checkout_row(engine)]   # 5 (of 5, 6) | 7 (of 7..10)
+        assert got == [1, 2, 3, 4, 5, 7]
+    finally:
+        other.dispose()
+
+
+@pg
+def test_a_read_after_a_kept_insert_sees_it(engine: Engine) -> None:
+    with statements(engine) as sent, UnitOfWork(engine) as u:
+        buyer = u.repos.buyers.add("b")
+        sent.clear()
+        checkout_id = u.repos.orders.add_checkout(buyer)
+        assert [s for s in sent if s != ID_FETCH] == []  # kept, not sent
+        found = u.conn.execute(select(t.checkouts.c.buyer_id)
+                               .where(t.checkouts.c.id == checkout_id)).scalar_one()
+        assert found == buyer
+        assert [s for s in sent if s != ID_FETCH] == ["INSERT INTO checkouts",
+                                                      "SELECT checkouts.buyer_id FROM"]
+
+
+@pg
+def test_a_kept_row_that_breaks_a_constraint_rolls_back_the_whole_unit(
+        engine: Engine, uow) -> None:  # noqa: ANN001
+    market = money_market(uow)
+    key = {"scope": "s", "key": "same", "request_hash": "h", "status": "claimed",
+           "response": {}, "expires_at": datetime(2026, 12, 1, tzinfo=UTC)}
+    tea = _sku(engine, "TEA-1")
+    with pytest.raises(IntegrityError, match="idempotency_keys"), UnitOfWork(engine) as u:
+        u.repos.orders.add_checkout(market.buyer_seoul)
+        assert u.repos.stock.reserve(tea, market.seoul, 3)
+        u.repos.money.add_key(**key)
+        u.repos.money.add_key(**key)  # the same (scope, key): refused at the commit
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.checkouts)).scalar_one() == 0
+        assert conn.execute(select(func.count())
+                            .select_from(mt.idempotency_keys)).scalar_one() == 0
+        assert conn.execute(select(func.sum(t.stock.c.reserved))).scalar_one() == 0
+
+
+@pg
+def test_a_savepoint_rollback_drops_the_rows_kept_after_it_only(engine: Engine) -> None:
+    with UnitOfWork(engine) as u:
+        buyer = u.repos.buyers.add("b")
+        kept = u.repos.orders.add_checkout(buyer)
+        savepoint = u.conn.begin_nested()
+        dropped = u.repos.orders.add_checkout(buyer)
+        savepoint.rollback()
+        after = u.repos.orders.add_checkout(buyer)
+    with engine.connect() as conn:
+        ids = conn.execute(select(t.checkouts.c.id).order_by(t.checkouts.c.id)).scalars()
+        assert list(ids) == [kept, after]
+    assert dropped not in (kept, after)
+
+
+@pg
+def test_a_failed_unit_sends_nothing_it_kept(engine: Engine) -> None:
+    with UnitOfWork(engine) as u:
+        buyer = u.repos.buyers.add("b")
+    with (statements(engine) as sent, pytest.raises(RuntimeError, match="boom"),
+          UnitOfWork(engine) as u):
+        u.repos.orders.add_checkout(buyer)
+        raise RuntimeError("boom")
+    assert [s for s in sent if s != ID_FETCH] == []
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.checkouts)).scalar_one() == 0
+
+
+def test_sqlite_inserts_at_once(tmp_path) -> None:  # noqa: ANN001
+    from silkroute.store.migrate import upgrade
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    upgrade(eng)
+    try:
+        with statements(eng) as sent, UnitOfWork(eng) as u:
+            buyer = u.repos.buyers.add("b")
+            sent.clear()
+            u.repos.orders.add_checkout(buyer)
+            assert sent == ["INSERT INTO checkouts"]
+    finally:
+        eng.dispose()
+
+
+def _sku(engine: Engine, code: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(t.skus.c.id).where(t.skus.c.code == code))
+                   .scalar_one())

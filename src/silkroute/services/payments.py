@@ -354,8 +354,8 @@ def _record(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider, auth: Payme
             cap: PaymentResult) -> Paid:
     repos = uow.repos
     ids = [o["order_id"] for o in plan.orders]
-    # The compare-and-set first: on PostgreSQL the inserts after it then travel together
-    # in one statement at commit (write-behind, store/sql.py).
+    # On PostgreSQL the compare-and-set and the inserts travel as one statement at commit
+    # (write-behind, store/sql.py); a failed compare-and-set rolls all of it back.
     _set_state_all(uow, ids, OrderState.RESERVED, OrderState.PAID)
     payment_id = repos.money.add_payment(
         checkout_id=plan.checkout_id, buyer_id=plan.buyer_id, payment_method_id=plan.method_id,
@@ -380,9 +380,12 @@ def _set_state_all(uow: UnitOfWork, order_ids: list[int], source: OrderState,
                    target: OrderState) -> None:
     for oid in order_ids:
         transition(oid, source, target)
-    if uow.repos.orders.move_many(order_ids, source.value, target.value) != len(order_ids):
+
+    def failed(_moved: int) -> None:
         raise Conflict(f"orders {order_ids} changed concurrently; nothing recorded",
                        field="state", code="concurrent_change")
+
+    uow.repos.orders.move_all(order_ids, source.value, target.value, failed)
 
 
 def _add_events(uow: UnitOfWork, order_ids: list[int], source: OrderState,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, Connection, Integer, any_, bindparam, func, insert, select, update
@@ -10,7 +10,7 @@ from sqlalchemy import ARRAY, Connection, Integer, any_, bindparam, func, insert
 from silkroute.store import tables as t
 from silkroute.store.ledger_repo import LedgerRepo
 from silkroute.store.money_repo import MoneyRepo
-from silkroute.store.sql import insert_id, insert_rows
+from silkroute.store.sql import Guard, insert_id, insert_rows, keep_guard
 
 
 class _Repo:
@@ -123,6 +123,10 @@ _MOVE_PG = (
     .where(t.orders.c.id == any_(bindparam("ids", type_=ARRAY(Integer))),
            t.orders.c.state == bindparam("from_state"))
     .values(state=bindparam("to_state"), updated_at=func.now()))
+
+
+_MOVE_ALL_SQL = ("UPDATE orders SET state = %s, updated_at = now() "
+                 "WHERE id = ANY(%s::INTEGER[]) AND state = %s RETURNING 1")
 
 
 class StockRepo(_Repo):
@@ -268,6 +272,19 @@ class OrderRepo(_Repo):
     def move(self, order_id: int, from_state: str, to_state: str) -> bool:
         """Compare-and-set the state: only one concurrent caller wins a transition."""
         return self.move_many([order_id], from_state, to_state) == 1
+
+    def move_all(self, order_ids: Sequence[int], from_state: str, to_state: str,
+                 failed: Callable[[int], None]) -> None:
+        """Compare-and-set every order from `from_state`; `failed(moved)` raises unless all
+        moved. In a write-behind unit of work (PostgreSQL) the update travels with the kept
+        inserts and the check runs when they are sent (store/sql.py)."""
+        ids = list(order_ids)
+        if keep_guard(self.conn, Guard(_MOVE_ALL_SQL, (to_state, ids, from_state), len(ids),
+                                       failed)):
+            return
+        moved = self.move_many(ids, from_state, to_state)
+        if moved != len(ids):
+            failed(moved)
 
     def move_many(self, order_ids: Sequence[int], from_state: str, to_state: str) -> int:
         """Compare-and-set several orders from one state; returns how many moved."""

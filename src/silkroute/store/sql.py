@@ -12,11 +12,17 @@ sequence values the process holds (`IdBlocks`, the client-side twin of a sequenc
 and keeps the row; all kept rows go to the server as **one** statement, a chain of
 data-modifying CTEs (`WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ...`), just before
 the next statement of the transaction runs (`before_execute`, so every read sees them) or
-before it commits. The transaction, its locks and its outcome are the same; only the number
-of round trips changes (the paid one-click order went from 16 statements to 7). A row
-that breaks a constraint raises the same `IntegrityError`, from that next statement or
-from the commit instead of from the insert: the whole transaction rolls back either way,
-so callers catch it around the unit of work, never around one insert.
+before it commits. A compare-and-set whose only consumer is a check (`Guard`: paying moves
+the orders from reserved to paid) travels in the same statement; its check runs when the
+statement returns, and a failed check raises and rolls everything back, as it would have at
+once. The transaction, its locks and its outcome are the same; only the number of round
+trips changes (a paid one-click order went from 16 statements to 4). A row that breaks a
+constraint raises the same `IntegrityError`, from that next statement or from the commit
+instead of from the insert: the whole transaction rolls back either way, so callers catch
+it around the unit of work, never around one insert. (One visible consequence: when two
+payments of one checkout race, the loser now meets the winner's payment row, an
+`IntegrityError` that `charge` answers with the winner's payment, before it meets the
+orders already paid.)
 
 Ids are handed out in order within a process; between processes they interleave by block
 (PostgreSQL's own sequence `CACHE` does the same), so an id tells what came first only
@@ -31,7 +37,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, Engine, Insert, Table, event, insert
 
@@ -77,17 +83,40 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 # write-behind -------------------------------------------------------------------------------
+class Guard(NamedTuple):
+    """A kept compare-and-set: `sql` (an UPDATE ... RETURNING 1 with %s parameters) must
+    change exactly `expected` rows, else `failed(changed)` raises (and the whole
+    transaction rolls back)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    expected: int
+    failed: Callable[[int], None]
+
+
 class PendingWrites:
-    """Rows kept by one transaction, grouped by table and column set in arrival order."""
+    """Rows kept by one transaction, grouped by table and column set in arrival order, and
+    the compare-and-set updates that travel with them."""
 
     def __init__(self) -> None:
         self.groups: dict[tuple[Table, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+        self.guards: list[Guard] = []
 
     def add(self, table: Table, row: Mapping[str, Any]) -> None:
         self.groups.setdefault((table, tuple(row)), []).append(row)
 
     def __bool__(self) -> bool:
-        return bool(self.groups)
+        return bool(self.groups) or bool(self.guards)
+
+
+def keep_guard(conn: Connection, guard: Guard) -> bool:
+    """Keep `guard` for the next flush if this is a write-behind unit of work; False
+    means the caller runs its update now (SQLite, or no unit of work)."""
+    pending = conn.info.get(PENDING)
+    if pending is None:
+        return False
+    pending.guards.append(guard)
+    return True
 
 
 @functools.cache
@@ -114,8 +143,9 @@ def flush(conn: Connection) -> None:
     if not pending:
         return
     groups, pending.groups = pending.groups, {}
-    parts: list[str] = []
-    params: list[Any] = []
+    guards, pending.guards = pending.guards, []
+    parts: list[str] = [g.sql for g in guards]
+    params: list[Any] = [p for g in guards for p in g.params]
     for (table, columns), rows in groups.items():
         target, marks, procs = _column_sql(table, columns, conn.dialect)
         parts.append(f"INSERT INTO {target} VALUES {', '.join([marks] * len(rows))}")
@@ -124,10 +154,18 @@ def flush(conn: Connection) -> None:
                 value = row[name]
                 params.append(proc(value) if proc is not None and value is not None
                               else value)
-    *ctes, last = parts
+    if guards:  # every statement a CTE; the main query counts what each guard changed
+        ctes, last = parts, "SELECT " + ", ".join(
+            f"(SELECT count(*) FROM w{i})" for i in range(len(guards)))
+    else:
+        *ctes, last = parts
     sql = (f"WITH {', '.join(f'w{i} AS ({p})' for i, p in enumerate(ctes))} {last}"
            if ctes else last)
-    conn.exec_driver_sql(sql, tuple(params))
+    result = conn.exec_driver_sql(sql, tuple(params))
+    if guards:
+        for guard, changed in zip(guards, result.one(), strict=True):
+            if changed != guard.expected:
+                guard.failed(int(changed))
 
 
 def _flush_before(conn: Connection, *_args: Any) -> None:

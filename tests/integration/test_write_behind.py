@@ -176,6 +176,23 @@ def test_a_kept_compare_and_set_that_fails_raises_and_rolls_back_the_whole_unit(
 
 
 @pg
+def test_a_unit_keeping_more_than_a_statement_can_carry_sends_it_in_parts(
+        engine: Engine, uow) -> None:  # noqa: ANN001
+    market = money_market(uow)
+    placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 1)])
+    order_id = placed.orders[0].order_id
+    # 20,000 rows of 4 columns: 80,000 parameters, more than PostgreSQL's 65,535 per
+    # statement. Sent at 30,000 kept parameters (7,500 rows), twice, and the rest at commit.
+    with statements(engine) as sent, UnitOfWork(engine) as u:
+        u.repos.orders.add_events(order_id, [("reserved", "reserved")] * 20_000)
+        assert sent == ["INSERT INTO order_events", "INSERT INTO order_events"]
+    assert sent == ["INSERT INTO order_events"] * 3
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.order_events)
+                            .where(t.order_events.c.order_id == order_id)).scalar_one() == 20_002
+
+
+@pg
 def test_a_savepoint_rollback_drops_the_rows_kept_after_it_only(engine: Engine) -> None:
     with UnitOfWork(engine) as u:
         buyer = u.repos.buyers.add("b")

@@ -48,6 +48,9 @@ WRITE_BEHIND = frozenset({
     "payments", "ledger_transactions", "ledger_postings", "order_money",
 })
 MAX_BLOCK = 64
+# PostgreSQL's protocol caps a statement at 65,535 parameters: a unit of work that keeps
+# more than this many (a payout batch over thousands of payees) sends what it has early.
+MAX_KEPT_PARAMS = 30_000
 PENDING = "silkroute_pending_writes"  # Connection.info key of the open transaction's rows
 
 
@@ -62,7 +65,8 @@ def insert_id(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
     pending = conn.info.get(PENDING) if table.name in WRITE_BEHIND else None
     if pending is not None:
         row_id = _blocks(conn.engine).next_id(conn, table)
-        pending.add(table, {**values, "id": row_id})
+        if pending.add(table, {**values, "id": row_id}) >= MAX_KEPT_PARAMS:
+            flush(conn)
         return row_id
     key = conn.execute(_insert(table), dict(values)).inserted_primary_key
     assert key is not None
@@ -77,7 +81,8 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     pending = conn.info.get(PENDING) if table.name in WRITE_BEHIND else None
     if pending is not None:
         for row in rows:
-            pending.add(table, row)
+            if pending.add(table, row) >= MAX_KEPT_PARAMS:
+                flush(conn)
         return
     conn.execute(_insert(table), rows)
 
@@ -101,9 +106,13 @@ class PendingWrites:
     def __init__(self) -> None:
         self.groups: dict[tuple[Table, tuple[str, ...]], list[Mapping[str, Any]]] = {}
         self.guards: list[Guard] = []
+        self.params = 0
 
-    def add(self, table: Table, row: Mapping[str, Any]) -> None:
+    def add(self, table: Table, row: Mapping[str, Any]) -> int:
+        """Keep `row`; returns how many parameters the kept rows now take."""
         self.groups.setdefault((table, tuple(row)), []).append(row)
+        self.params += len(row)
+        return self.params
 
     def __bool__(self) -> bool:
         return bool(self.groups) or bool(self.guards)
@@ -144,6 +153,7 @@ def flush(conn: Connection) -> None:
         return
     groups, pending.groups = pending.groups, {}
     guards, pending.guards = pending.guards, []
+    pending.params = 0
     parts: list[str] = [g.sql for g in guards]
     params: list[Any] = [p for g in guards for p in g.params]
     for (table, columns), rows in groups.items():

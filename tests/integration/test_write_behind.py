@@ -4,6 +4,7 @@ commit, with ids taken from sequence blocks that double per process."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from silkroute.services import one_click as oc
 from silkroute.services.checkout import CartLine, cancel
 from silkroute.services.payments import TestPaymentProvider, checkout_with_shipping
 from silkroute.store import money_tables as mt
+from silkroute.store import sql
 from silkroute.store import tables as t
 from silkroute.store.engine import make_engine
 from silkroute.store.sql import insert_id
@@ -60,7 +62,8 @@ ORDER = ["SELECT skus.id AS",                 # context, candidates and network 
 
 @pg
 def test_a_paid_one_click_order_is_four_statements_plus_id_blocks_that_double(
-        engine: Engine, uow) -> None:  # noqa: ANN001
+        engine: Engine, uow, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 3600.0)  # no block expires in this test
     market = money_market(uow)
     with statements(engine) as sent:
         first = _buy(uow, market, "k1")
@@ -95,7 +98,8 @@ def test_a_paid_one_click_order_is_four_statements_plus_id_blocks_that_double(
 
 @pg
 def test_ids_of_two_processes_interleave_by_block_without_gaps_for_single_orders(
-        engine: Engine) -> None:
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 3600.0)  # no block expires in this test
     other = make_engine(engine.url.render_as_string(hide_password=False))
     try:
         with UnitOfWork(engine) as u:
@@ -109,6 +113,27 @@ def test_ids_of_two_processes_interleave_by_block_without_gaps_for_single_orders
                checkout_row(engine), checkout_row(engine),  # block of two: 3, 4
                checkout_row(other), checkout_row(engine)]   # 5 (of 5, 6) | 7 (of 7..10)
         assert got == [1, 2, 3, 4, 5, 7]
+    finally:
+        other.dispose()
+
+
+@pg
+def test_a_block_older_than_its_age_is_dropped_so_ids_follow_time_across_processes(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 0.05)
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with UnitOfWork(engine) as u:
+            buyer = u.repos.buyers.add("b")
+
+        def checkout_row(eng: Engine) -> int:
+            with UnitOfWork(eng) as u:
+                return insert_id(u.conn, t.checkouts, {"buyer_id": buyer})
+
+        got = [checkout_row(engine), checkout_row(engine)]  # 1; then a block of two: 2 (3)
+        time.sleep(0.1)                                     # ... which expires unused
+        got += [checkout_row(other), checkout_row(engine)]  # 4; 5, not the stale 3
+        assert got == [1, 2, 4, 5]
     finally:
         other.dispose()
 

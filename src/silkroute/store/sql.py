@@ -25,15 +25,17 @@ payments of one checkout race, the loser now meets the winner's payment row, an
 orders already paid.)
 
 Ids are handed out in order within a process; between processes they interleave by block
-(PostgreSQL's own sequence `CACHE` does the same), so an id tells what came first only
-within one process. Blocks start at one id and double while a process keeps using them (up
-to `MAX_BLOCK`), so a command that creates one order takes one id and leaves no gap.
+(PostgreSQL's own sequence `CACHE` does the same), but a block lives at most
+`MAX_BLOCK_AGE_S`, so across processes ids follow the time they were handed out to within
+a second. Blocks start at one id and double while a process uses each up in time (up to
+`MAX_BLOCK`), so a command that creates one order takes one id and leaves no gap.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -48,6 +50,7 @@ WRITE_BEHIND = frozenset({
     "payments", "ledger_transactions", "ledger_postings", "order_money",
 })
 MAX_BLOCK = 64
+MAX_BLOCK_AGE_S = 1.0  # a block's ids are handed out within this long, or dropped
 # PostgreSQL's protocol caps a statement at 65,535 parameters: a unit of work that keeps
 # more than this many (a payout batch over thousands of payees) sends what it has early.
 MAX_KEPT_PARAMS = 30_000
@@ -198,29 +201,49 @@ _WRITE_BEHIND_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 # ids ----------------------------------------------------------------------------------------
-class IdBlocks:
-    """Per engine and table, ids taken from the table's sequence a block at a time."""
+class _Block:
+    __slots__ = ("fetched", "ids", "size")
 
     def __init__(self) -> None:
-        self._ids: dict[str, deque[int]] = {}
-        self._size: dict[str, int] = {}
+        self.ids: deque[int] = deque()
+        self.size = 0
+        self.fetched = 0.0
+
+
+class IdBlocks:
+    """Per engine and table, ids taken from the table's sequence a block at a time.
+
+    A block is used for at most `MAX_BLOCK_AGE_S`; what is left then is dropped (a gap, as
+    a rollback leaves) and the next block is one id again. So a busy process fetches
+    rarely (blocks double while each is used up in time), and between processes ids stay
+    in the order they were handed out to within that age: an order listing sorted by id
+    shows two workers' orders newest first even when each makes one an hour."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, _Block] = {}
         self._lock = threading.Lock()
+        self._clock = time.monotonic
 
     def next_id(self, conn: Connection, table: Table) -> int:
-        ids = self._ids.get(table.name)
-        if ids:
+        block = self._blocks.get(table.name)
+        if block is not None and block.ids and \
+                self._clock() - block.fetched <= MAX_BLOCK_AGE_S:
             try:
-                return ids.popleft()
+                return block.ids.popleft()
             except IndexError:  # another thread took the last one
                 pass
         with self._lock:
-            ids = self._ids.setdefault(table.name, deque())
-            if not ids:
-                size = self._size.get(table.name, 0)
-                size = min(MAX_BLOCK, size * 2) if size else 1
-                self._size[table.name] = size
-                ids.extend(_fetch_ids(conn, table, size))
-            return ids.popleft()
+            block = self._blocks.setdefault(table.name, _Block())
+            now = self._clock()
+            if block.ids and now - block.fetched <= MAX_BLOCK_AGE_S:
+                return block.ids.popleft()  # another thread refilled it meanwhile
+            # The last block was used up within its age: demand is high, double it.
+            busy = block.size > 0 and not block.ids and now - block.fetched <= MAX_BLOCK_AGE_S
+            block.size = min(MAX_BLOCK, block.size * 2) if busy else 1
+            block.ids.clear()
+            block.ids.extend(_fetch_ids(conn, table, block.size))
+            block.fetched = now
+            return block.ids.popleft()
 
 
 def _fetch_ids(conn: Connection, table: Table, n: int) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -125,8 +126,11 @@ _MOVE_PG = (
     .values(state=bindparam("to_state"), updated_at=func.now()))
 
 
-_MOVE_ALL_SQL = ("UPDATE orders SET state = %s, updated_at = now() "
-                 "WHERE id = ANY(%s::INTEGER[]) AND state = %s RETURNING 1")
+@functools.lru_cache(maxsize=16)
+def _move_all_sql(n: int) -> str:
+    # An IN list of plain integers: psycopg adapts those in C, an array in Python.
+    return ("UPDATE orders SET state = %s, updated_at = now() WHERE id IN ("
+            + ", ".join(["%s::INTEGER"] * n) + ") AND state = %s RETURNING 1")
 
 
 class StockRepo(_Repo):
@@ -279,8 +283,8 @@ class OrderRepo(_Repo):
         moved. In a write-behind unit of work (PostgreSQL) the update travels with the kept
         inserts and the check runs when they are sent (store/sql.py)."""
         ids = list(order_ids)
-        if keep_guard(self.conn, Guard(_MOVE_ALL_SQL, (to_state, ids, from_state), len(ids),
-                                       failed)):
+        if keep_guard(self.conn, Guard(_move_all_sql(len(ids)), (to_state, *ids, from_state),
+                                       len(ids), failed)):
             return
         moved = self.move_many(ids, from_state, to_state)
         if moved != len(ids):

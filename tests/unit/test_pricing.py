@@ -14,8 +14,13 @@ from silkroute.routing.hindsight import solve_hindsight
 from silkroute.routing.index import build_index
 from silkroute.routing.pricing import (
     PricedRouter,
+    Prices,
+    RollingPrices,
+    build_columns,
     gap_captured,
+    group_orders,
     plan_prices,
+    solve_columns,
     unfulfilled_penalty,
 )
 from silkroute.routing.router import apply_plan, route_order
@@ -118,3 +123,146 @@ def test_hindsight_is_no_worse_than_any_policy_on_a_small_day() -> None:
     gap = mine - pols["hindsight"][key]
     if g is not None:
         assert g == pytest.approx((mine - pols[PRICED][key]) / gap, abs=2e-3)
+
+
+def _lp_by_linprog(cols, demand, index, cap):  # type: ignore[no-untyped-def]
+    """The same LP without the column bounds, by scipy's linprog: its optimum."""
+    import numpy as np
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n_car, n_loc = index.n_carriers, index.n_locations
+    n_rows = n_car + n_loc + len(index.stock0)
+    rows = np.concatenate([np.asarray(cols.car_use[1]), n_car + np.asarray(cols.loc_use[1]),
+                           n_car + n_loc + np.asarray(cols.stock_use[1])]).astype(int)
+    cidx = np.concatenate([cols.car_use[0], cols.loc_use[0], cols.stock_use[0]]).astype(int)
+    vals = np.concatenate([np.ones(len(cols.car_use[0]) + len(cols.loc_use[0])),
+                           np.asarray(cols.stock_use[2], dtype=float)])
+    a_ub = sparse.csr_matrix((vals, (rows, cidx)), shape=(n_rows, len(cols)))
+    b_ub = np.concatenate([cap.car_left, cap.loc_left, cap.stock]).astype(float)
+    a_eq = sparse.csr_matrix((np.ones(len(cols)), (cols.group, np.arange(len(cols)))),
+                             shape=(len(demand), len(cols)))
+    res = linprog(cols.cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=demand,
+                  bounds=(0, None), method="highs")
+    assert res.status == 0
+    return res.fun, a_ub, b_ub
+
+
+def _dual_value(cols, demand, prices, a_ub, b_ub):  # type: ignore[no-untyped-def]
+    """The dual objective of the unbounded LP at the capacity prices `prices` (>= 0), each
+    group's dual at its least priced column: it equals the LP optimum iff the prices are
+    optimal duals."""
+    import numpy as np
+
+    p = np.concatenate([prices.carrier, prices.location, prices.stock])
+    priced = np.asarray(cols.cost) + a_ub.T @ p
+    best = np.full(len(demand), np.inf)
+    np.minimum.at(best, np.asarray(cols.group), priced)
+    return float(np.dot(demand, best) - np.dot(b_ub, p))
+
+
+def test_forecast_lp_value_and_prices_match_the_lp_without_column_bounds() -> None:
+    # given the tiny network with one national parcel and a forecast of A, B and B2
+    index = build_index(network(c2_cap=1))
+    a, b = _day()
+    cap = CapacityState.fresh(index)
+    groups = group_orders([a, b, dataclasses.replace(b, order_ref="B2")], index, MODEL)
+    demand = [len(m) for m in groups.members]
+    cols = build_columns(groups, index, MODEL, cap, unfulfilled_penalty(MODEL))
+    # when the LP is solved with the (implied) bounds x_k <= demand of its group
+    sol = solve_columns(cols, demand, index, cap)
+    # then its value is that of the LP without them: A cheap local 7,500, one B national
+    # 3,600, the other B unfulfilled 20,000
+    value, a_ub, b_ub = _lp_by_linprog(cols, demand, index, cap)
+    assert sol.status == "optimal"
+    assert sol.value == pytest.approx(31_100.0)
+    assert value == pytest.approx(31_100.0)
+    # and its prices are optimal duals of the LP without the bounds (strong duality)
+    assert _dual_value(cols, demand, sol.prices, a_ub, b_ub) == pytest.approx(31_100.0)
+    assert sol.prices.carrier[index.car_pos[2]] == pytest.approx(16_400.0)
+
+
+def test_generated_forecast_lp_matches_the_lp_without_column_bounds() -> None:
+    from silkroute.routing.index import build_index as build
+    from silkroute.sim.demand import DemandSpec, generate_day
+    from silkroute.sim.network import NetworkSpec, generate_network
+
+    # given a generated network sized for 1,500 orders and a forecast day of 1,500 orders
+    net = generate_network(NetworkSpec("KR", 80, 40, 3, design_orders=1_500))
+    index = build(net)
+    cap = CapacityState.fresh(index)
+    forecast = generate_day(net, DemandSpec(orders=1_500, seed=1_003))
+    groups = group_orders(forecast, index, MODEL)
+    demand = [len(m) for m in groups.members]
+    cols = build_columns(groups, index, MODEL, cap, unfulfilled_penalty(MODEL))
+    # when the forecast LP is solved
+    sol = solve_columns(cols, demand, index, cap)
+    value, a_ub, b_ub = _lp_by_linprog(cols, demand, index, cap)
+    # then it is optimal, with the unbounded LP's value, and its prices are >= 0 and optimal
+    # duals of the unbounded LP
+    assert sol.status == "optimal"
+    assert sol.value == pytest.approx(value, rel=1e-9)
+    assert min(sol.prices.carrier.min(), sol.prices.location.min(),
+               sol.prices.stock.min()) >= 0.0
+    assert _dual_value(cols, demand, sol.prices, a_ub, b_ub) == pytest.approx(value, rel=1e-9)
+    # and some capacity binds (the day is sized to be tight): a positive price
+    assert not sol.prices.is_zero()
+
+
+def test_scarce_stock_gets_the_price_of_the_next_best_location() -> None:
+    # given one unit of SKU 1 at the Alpha warehouse (handling 500) and five at Beta (800),
+    # and two orders of SKU 1 to Alpha at 10:00 (cheap local carrier, 2,000, on time)
+    index = build_index(network(stock={(1, 1): 1, (1, 2): 5, (2, 2): 5}))
+    o = dataclasses.replace(order([(1, 1)], zone=1), order_ref="S")
+    # when the forecast LP prices stock
+    prices, info = plan_prices([o, dataclasses.replace(o, order_ref="S2")], index,
+                               CapacityState.fresh(index), MODEL)
+    # then one order ships from Alpha (2,500), the other from Beta (2,800), and the scarce
+    # unit at Alpha is worth the difference, 300; nothing else is priced
+    assert info["status"] == "optimal"
+    assert info["lp_value"] == pytest.approx(5_300.0)
+    e = index.hot().sku_entry[index.sku_pos[1]][index.loc_pos[1]]
+    assert prices.stock[e] == pytest.approx(300.0)
+    assert prices.stock.sum() == pytest.approx(300.0)
+    assert not prices.carrier.any() and not prices.location.any()
+
+
+def test_rolling_prices_replan_on_the_rest_of_the_forecast() -> None:
+    # given the day of A (15:00) and B, B2 (16:00), one national parcel, and prices re-planned
+    # twice: before A and before B
+    index = build_index(network(c2_cap=1))
+    a, b = _day()
+    b = dataclasses.replace(b, placed_hour=16.0)
+    forecast = [a, b, dataclasses.replace(b, order_ref="B2")]
+    router = PricedRouter(index, Prices.zeros(index), MODEL)
+    rolling = RollingPrices(router, forecast, 2, resolves=2)
+    cap = CapacityState.fresh(index)
+    plans = []
+    for i, o in enumerate([a, b]):
+        rolling.before(i, o, cap)
+        plan = router.route(o, cap)
+        apply_plan(plan, index, cap)
+        plans.append(plan)
+    # then the first plan saw the whole forecast and priced the national carrier, so A went
+    # cheap local; the second saw only B and B2 (16:00 on)
+    assert [r["at_order"] for r in rolling.log] == [0, 1]
+    assert [r["forecast_orders"] for r in rolling.log] == [3, 2]
+    assert [(p.location_id, p.carrier_id) for p in plans[0].parcels] == [(1, 1)]
+    assert [(p.location_id, p.carrier_id) for p in plans[1].parcels] == [(1, 2)]
+    summary = rolling.summary()
+    assert summary["resolves"] == 2 and summary["resolve_statuses"] == ["optimal"]
+    assert summary["forecast_orders"] == 3
+
+
+def test_a_forecast_of_two_days_prices_one_expected_day() -> None:
+    # given the same three-order day twice, as a two-day forecast
+    index = build_index(network(c2_cap=1))
+    a, b = _day()
+    day = [a, b, dataclasses.replace(b, order_ref="B2")]
+    one, info1 = plan_prices(day, index, CapacityState.fresh(index), MODEL)
+    two, info2 = plan_prices(day + day, index, CapacityState.fresh(index), MODEL, days=2)
+    # then it is the one-day LP: same value and the national carrier's price, 16,400
+    assert info2["days"] == 2 and info2["forecast_orders"] == 6
+    assert info2["lp_value"] == pytest.approx(info1["lp_value"]) == pytest.approx(31_100.0)
+    assert two.carrier[index.car_pos[2]] == pytest.approx(16_400.0)
+    assert one.carrier[index.car_pos[2]] == pytest.approx(16_400.0)

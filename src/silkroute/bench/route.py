@@ -17,7 +17,13 @@ from silkroute.routing.cost import CostBreakdown, CostModel
 from silkroute.routing.hindsight import solve_hindsight
 from silkroute.routing.index import NetworkIndex, build_index, rss_mb
 from silkroute.routing.policy import OrderRequest
-from silkroute.routing.pricing import PricedRouter, gap_captured, plan_prices, unfulfilled_penalty
+from silkroute.routing.pricing import (
+    PricedRouter,
+    Prices,
+    RollingPrices,
+    gap_captured,
+    unfulfilled_penalty,
+)
 from silkroute.routing.router import CAPACITY_EXHAUSTED, FulfilmentPlan, apply_plan
 from silkroute.sim.demand import DemandSpec, generate_day
 from silkroute.sim.network import NetworkSpec, generate_network
@@ -26,9 +32,12 @@ MAX_PARCELS = 16  # per order, for the common random numbers that decide punctua
 Progress = Callable[[str, int, int], None]
 # A policy given as a function of (order number, order, live capacity) -> plan.
 RouteFn = Callable[[int, OrderRequest, CapacityState], FulfilmentPlan]
+# Work a policy does between decisions, off the decision path (e.g. re-planning prices).
+BeforeFn = Callable[[int, OrderRequest, CapacityState], None]
 PRICED = "silkroute-priced"  # the silkroute router with the forecast plan's shadow prices
 FORECAST_SEED_OFFSET = 1_000  # the forecast day is generated with seed + this
 PRICE_SCALE = 0.25  # share of the forecast plan's shadow prices the priced router charges
+PRICE_RESOLVES = 8  # price plans a day (the first before the first order; rest of forecast)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,7 @@ def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
            start: CapacityState, model: CostModel, luck: np.ndarray,
            progress: Progress | None = None, route: RouteFn | None = None,
            plans_out: list[FulfilmentPlan | None] | None = None,
-           penalty: float | None = None) -> dict[str, Any]:
+           penalty: float | None = None, before: BeforeFn | None = None) -> dict[str, Any]:
     """Route every order in arrival order with one policy; figures judged by `model`.
 
     A parcel arrives on time when its common random number is below its on-time
@@ -62,6 +71,8 @@ def replay(name: str, orders: Sequence[OrderRequest], index: NetworkIndex,
     clock = time.perf_counter
     try:
         for i, order in enumerate(orders):
+            if before is not None:
+                before(i, order, cap)
             t0 = clock()
             plan = (route_with(name, order, index, cap, model) if route is None
                      else route(i, order, cap))
@@ -132,14 +143,16 @@ def run_route_bench(spec: RouteBenchSpec, progress: Progress | None = None) -> d
         # Prices from the LP over an expected day: the same generator, another seed.
         forecast = generate_day(net, DemandSpec(orders=spec.orders,
                                                 seed=spec.seed + FORECAST_SEED_OFFSET))
-        prices, info = plan_prices(forecast, index, start, model)
-        priced = PricedRouter(index, prices, model, scale=PRICE_SCALE,
+        # The first plan (whole forecast, fresh capacity) is made before the first order;
+        # re-plans on the rest of the forecast during the day, off the decision path.
+        priced = PricedRouter(index, Prices.zeros(index), model,
                               decline_above=unfulfilled_penalty(model))
+        rolling = RollingPrices(priced, forecast, len(orders), PRICE_RESOLVES, PRICE_SCALE)
         pool.append([])
         policies[PRICED] = replay(PRICED, orders, index, start, model, luck, progress,
                                   route=lambda _i, o, c: priced.route(o, c),
-                                  plans_out=pool[-1])
-        extra["pricing"] = info
+                                  plans_out=pool[-1], before=rolling.before)
+        extra["pricing"] = rolling.summary()
     if spec.hindsight:
         hs = solve_hindsight(orders, index, start, model, pool=pool)
         row = replay("hindsight", orders, index, start, model, luck, progress,

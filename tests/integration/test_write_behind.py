@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 
+from silkroute.domain.errors import OutOfStock
+from silkroute.services import checkout as checkout_mod
 from silkroute.services import one_click as oc
+from silkroute.services.catalog import set_stock
 from silkroute.services.checkout import CartLine, cancel
 from silkroute.services.payments import TestPaymentProvider, checkout_with_shipping
 from silkroute.store import money_tables as mt
@@ -53,15 +56,15 @@ def _buy(uow, market, key: str) -> oc.OneClickResult:  # noqa: ANN001
 
 
 ID_FETCH = "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
-ORDER = ["SELECT skus.id AS",                 # context, candidates and network signature
-         "UPDATE stock SET",                  # the reservation (a compare-and-set)
-         "WITH w0 AS",                        # checkout, order, line, allocation, events, key
-         "WITH w0 AS"]                        # reserved -> paid (a compare-and-set), payment,
-#                                               ledger, order money, event
+ORDER = ["SELECT skus.id AS",  # context, candidates and network signature
+         "WITH w0 AS",         # the reservation (a compare-and-set), checkout, order, line,
+         #                       allocation, events, key; then COMMIT
+         "WITH w0 AS"]         # reserved -> paid (a compare-and-set), payment, ledger,
+#                                order money, event: one statement, its own transaction
 
 
 @pg
-def test_a_paid_one_click_order_is_four_statements_plus_id_blocks_that_double(
+def test_a_paid_one_click_order_is_three_statements_plus_id_blocks_that_double(
         engine: Engine, uow, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 3600.0)  # no block expires in this test
     market = money_market(uow)
@@ -215,6 +218,68 @@ def test_a_unit_keeping_more_than_a_statement_can_carry_sends_it_in_parts(
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.order_events)
                             .where(t.order_events.c.order_id == order_id)).scalar_one() == 20_002
+
+
+@pg
+def test_a_kept_reservation_that_loses_its_race_at_commit_checks_out_again_at_once(
+        engine: Engine, uow, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    market = money_market(uow, units=5)
+    tea = _sku(engine, "TEA-1")
+    real = checkout_mod._route_and_reserve
+    calls = []
+
+    def route_then_lose(u, requests, policy, first=None, keep=False):  # noqa: ANN001, ANN202
+        calls.append(keep)
+        decisions = real(u, requests, policy, first, keep)
+        if keep:  # another buyer takes 4 of the 5 units after we routed, before we commit
+            with UnitOfWork(engine) as other:
+                assert other.repos.stock.reserve(tea, market.seoul, 4)
+        return decisions
+
+    monkeypatch.setattr(checkout_mod, "_route_and_reserve", route_then_lose)
+    with statements(engine) as sent, pytest.raises(OutOfStock, match="1 available"):
+        checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 2)])
+    assert calls == [True, False]  # kept first; after the lost race, reserved at once
+    reads = ["SELECT (SELECT silkroute_meta.value", "SELECT buyers.id, buyers.name,",
+             "SELECT addresses.id, addresses.buyer_id,", "SELECT skus.id, skus.product_id,",
+             "SELECT locations.id AS"]
+    assert [s for s in sent if s != ID_FETCH] == [
+        *reads,
+        "UPDATE stock SET",  # the other buyer takes 4 units
+        "WITH w0 AS",  # kept reservation and rows, sent before reading the shipping
+        #                template: the guard fails there, the transaction rolls back
+        *reads]  # again: 1 unit left, so the policy refuses before reserving anything
+    with engine.connect() as conn:
+        assert conn.execute(select(t.stock.c.reserved).where(
+            t.stock.c.sku_id == tea, t.stock.c.location_id == market.seoul)).scalar_one() == 4
+        assert conn.execute(select(func.count()).select_from(t.orders)).scalar_one() == 0
+
+
+@pg
+def test_after_a_lost_race_at_commit_the_order_is_routed_again_to_where_stock_is_left(
+        engine: Engine, uow, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    market = money_market(uow, units=3)
+    set_stock(uow(), "TEA-1", market.busan, 5)
+    tea = _sku(engine, "TEA-1")
+    real = checkout_mod._route_and_reserve
+    calls = []
+
+    def route_then_lose(u, requests, policy, first=None, keep=False):  # noqa: ANN001, ANN202
+        calls.append(keep)
+        decisions = real(u, requests, policy, first, keep)
+        if keep:  # another buyer takes 2 of Seoul's 3 units before we commit
+            with UnitOfWork(engine) as other:
+                assert other.repos.stock.reserve(tea, market.seoul, 2)
+        return decisions
+
+    monkeypatch.setattr(checkout_mod, "_route_and_reserve", route_then_lose)
+    placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 2)])
+    assert calls == [True, False]
+    assert [loc for loc, _lines in placed.orders[0].shipments] == [market.busan]
+    with engine.connect() as conn:
+        reserved = dict(conn.execute(select(t.stock.c.location_id, t.stock.c.reserved)
+                                     .where(t.stock.c.sku_id == tea)).all())
+    assert reserved == {market.seoul: 2, market.busan: 2}
 
 
 @pg

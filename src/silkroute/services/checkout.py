@@ -202,6 +202,11 @@ def checkout(
 
     `known`, when given, is called first inside the transaction and replaces the reads of
     the buyer, the default address and the SKUs (it may raise to abort the checkout).
+
+    On PostgreSQL a checkout that reserves one (SKU, location) keeps that conditional
+    update for the statement that carries the order's rows at commit (store/sql.py); if it
+    finds too little stock there, everything rolls back and the checkout runs once more,
+    reserving at once as above.
     """
     cart = validate_cart(lines)
     if service not in SERVICES:
@@ -210,6 +215,23 @@ def checkout(
     if service == "pickup" and pickup_location_id is None:
         raise ValidationError("pickup_location_id is required for pickup",
                               field="pickup_location_id")
+    try:  # on PostgreSQL a lone reservation travels with the order's rows at commit
+        return _checkout_once(uow, buyer_id, cart, address_id, service, pickup_location_id,
+                              policy, hooks, known, keep=True)
+    except _LostRace:  # ... and lost its race there: all rolled back; again, reserving now
+        return _checkout_once(uow, buyer_id, cart, address_id, service, pickup_location_id,
+                              policy, hooks, known, keep=False)
+
+
+class _LostRace(Exception):
+    """A kept reservation found too little stock when the transaction was sent."""
+
+
+def _checkout_once(uow: UnitOfWork, buyer_id: int, cart: list[CartLine],
+                   address_id: int | None, service: str, pickup_location_id: int | None,
+                   policy: FulfilmentPolicy | None, hooks: CheckoutHooks | None,
+                   known: Callable[[UnitOfWork], Known] | None, *, keep: bool
+                   ) -> CheckoutResult:
     outcome = _PolicyOutcome(policy or _default_policy)
     with outcome, uow:
         repos = uow.repos
@@ -255,7 +277,7 @@ def checkout(
             for seller_id, reqs in sorted(by_seller.items())
         ]
         decisions = _route_and_reserve(uow, requests, policy,
-                                       pre.candidates if pre is not None else None)
+                                       pre.candidates if pre is not None else None, keep)
         checkout_id = repos.orders.add_checkout(buyer_id)
         placed = []
         for request, decision in zip(requests, decisions, strict=True):
@@ -270,9 +292,12 @@ def checkout(
 
 def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
                        policy: FulfilmentPolicy,
-                       first: dict[int, list[CandidateLocation]] | None = None
-                       ) -> list[FulfilmentDecision]:
-    """`first`: candidates per seller already read for the first attempt (see `Known`)."""
+                       first: dict[int, list[CandidateLocation]] | None = None,
+                       keep: bool = False) -> list[FulfilmentDecision]:
+    """`first`: candidates per seller already read for the first attempt (see `Known`).
+    `keep`: a decision that reserves one (SKU, location) only may keep its reservation for
+    the commit (write-behind, store/sql.py), where losing the race raises `_LostRace`;
+    several reservations are applied at once, in their global order."""
     repos = uow.repos
     lost: OrderLineRequest | None = None  # the line whose reservation lost the last race
     for _attempt in range(MAX_ROUTE_ATTEMPTS):
@@ -293,6 +318,10 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
         # Reserve in one global order; on a lost race, give back what this attempt took
         # (rows we already hold locks on) and route again on fresh stock. Compensating
         # updates cost nothing on the happy path, unlike a savepoint's two statements.
+        if keep and len(wanted) == 1:
+            ((sku_id, location_id), qty), = wanted.items()
+            if repos.stock.reserve_kept(sku_id, location_id, qty, _lost_race):
+                return decisions
         done: list[tuple[int, int, int]] = []
         failed = None
         for (sku_id, location_id), qty in sorted(wanted.items()):
@@ -313,6 +342,10 @@ def _route_and_reserve(uow: UnitOfWork, requests: list[OrderRequest],
     available = sum(c.available.get(line.sku_id, 0) for c in _candidates(uow, seller,
                                                                          [line.sku_id]))
     raise OutOfStock(line.sku_code, line.quantity, available)
+
+
+def _lost_race(_changed: int) -> None:
+    raise _LostRace
 
 
 def _record_order(uow: UnitOfWork, checkout_id: int, buyer_id: int, address_id: int,

@@ -126,6 +126,10 @@ _MOVE_PG = (
     .values(state=bindparam("to_state"), updated_at=func.now()))
 
 
+_RESERVE_SQL = ("UPDATE stock SET reserved = reserved + %s WHERE sku_id = %s::INTEGER "
+                "AND location_id = %s::INTEGER AND on_hand - reserved >= %s RETURNING 1")
+
+
 @functools.lru_cache(maxsize=16)
 def _move_all_sql(n: int) -> str:
     # An IN list of plain integers: psycopg adapts those in C, an array in Python.
@@ -166,6 +170,14 @@ class StockRepo(_Repo):
         res = self.conn.execute(_RESERVE, {"want_sku": sku_id, "want_location": location_id,
                                            "want_qty": quantity})
         return res.rowcount == 1
+
+    def reserve_kept(self, sku_id: int, location_id: int, quantity: int,
+                     failed: Callable[[int], None]) -> bool:
+        """`reserve`, kept to travel with the transaction's kept rows (store/sql.py) where
+        `failed` raises if too little stock is left by then. False when this unit of work
+        does not keep writes: call `reserve`."""
+        return keep_guard(self.conn, Guard(_RESERVE_SQL, (quantity, sku_id, location_id,
+                                                          quantity), 1, failed))
 
     def release(self, sku_id: int, location_id: int, quantity: int) -> bool:
         res = self.conn.execute(

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from silkroute.store.engine import READ_ONLY
 from silkroute.store.repositories import Repositories
-from silkroute.store.sql import PENDING, PendingWrites, flush, writes_behind
+from silkroute.store.sql import PENDING, PendingWrites, flush, flush_alone, writes_behind
 
 
 class UnitOfWork:
@@ -65,10 +65,11 @@ class UnitOfWork:
         conn = self.conn
         try:
             if exc_type is None:
-                flush(conn)
-                for check in self._checks:
-                    check(conn)
-                conn.commit()
+                if self._checks or not flush_alone(conn):
+                    flush(conn)
+                    for check in self._checks:
+                        check(conn)
+                conn.commit()  # nothing to commit after flush_alone: no round trip
             else:
                 conn.rollback()
         except BaseException:

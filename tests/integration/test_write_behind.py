@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +29,7 @@ from silkroute.store.uow import UnitOfWork
 from tests.integration.money_helpers import money_market
 
 pg = pytest.mark.postgres
+IDLE, INTRANS = TransactionStatus.IDLE, TransactionStatus.INTRANS
 
 
 @pytest.fixture
@@ -56,11 +58,13 @@ def _buy(uow, market, key: str) -> oc.OneClickResult:  # noqa: ANN001
 
 
 ID_FETCH = "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
+# Three round trips, no BEGIN or COMMIT: the lock-free context read, then two statements
+# that are each a transaction of their own (autocommit).
 ORDER = ["SELECT skus.id AS",  # context, candidates and network signature
          "WITH w0 AS",         # the reservation (a compare-and-set), checkout, order, line,
-         #                       allocation, events, key; then COMMIT
+         #                       allocation, events, key
          "WITH w0 AS"]         # reserved -> paid (a compare-and-set), payment, ledger,
-#                                order money, event: one statement, its own transaction
+#                                order money, event
 
 
 @pg
@@ -280,6 +284,34 @@ def test_after_a_lost_race_at_commit_the_order_is_routed_again_to_where_stock_is
         reserved = dict(conn.execute(select(t.stock.c.location_id, t.stock.c.reserved)
                                      .where(t.stock.c.sku_id == tea)).all())
     assert reserved == {market.seoul: 2, market.busan: 2}
+
+
+@pg
+def test_lock_free_reads_run_before_the_transaction_and_the_first_write_begins_it(
+        engine: Engine, uow) -> None:  # noqa: ANN001
+    market = money_market(uow)
+    tea = _sku(engine, "TEA-1")
+    read = select(t.buyers.c.id).execution_options(**{sql.LOCK_FREE_READ: True})
+    with pytest.raises(RuntimeError, match="boom"), UnitOfWork(engine) as u:
+        driver = u.conn.connection.driver_connection
+        assert u.conn.execute(read).scalars().all() == [market.buyer_seoul,
+                                                        market.buyer_busan]
+        assert (driver.autocommit, driver.info.transaction_status) == (True, IDLE)
+        assert u.repos.stock.reserve(tea, market.seoul, 3)  # not marked: begins it
+        assert (driver.autocommit, driver.info.transaction_status) == (False, INTRANS)
+        raise RuntimeError("boom")
+    assert driver.autocommit is False  # back in the pool as it came
+    with engine.connect() as conn:  # the reservation rolled back with the transaction
+        assert conn.execute(select(t.stock.c.reserved).where(
+            t.stock.c.sku_id == tea, t.stock.c.location_id == market.seoul)).scalar_one() == 0
+
+
+@pg
+def test_a_read_that_is_not_marked_begins_the_transaction_at_once(engine: Engine) -> None:
+    with UnitOfWork(engine) as u:
+        driver = u.conn.connection.driver_connection
+        u.conn.execute(select(t.buyers.c.id)).all()
+        assert (driver.autocommit, driver.info.transaction_status) == (False, INTRANS)
 
 
 @pg

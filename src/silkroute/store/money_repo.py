@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from silkroute.store import money_tables as m
 from silkroute.store import tables as t
-from silkroute.store.sql import insert_id, insert_rows
+from silkroute.store.sql import LOCK_FREE_READ, insert_id, insert_rows
 
 
 class MoneyRepo:
@@ -249,4 +249,7 @@ def _one_click_context() -> Any:
             .outerjoin(so.join(lo, lo.c.id == so.c.location_id),
                        and_(so.c.sku_id == sk.c.id, lo.c.seller_id == sk.c.seller_id))
             .where(sk.c.code == bindparam("sku"))
-            .order_by(lo.c.id))
+            .order_by(lo.c.id)
+            # Locks nothing, changes nothing: on PostgreSQL it may run before the checkout's
+            # transaction begins (store/sql.py `begin_outside`).
+            .execution_options(**{LOCK_FREE_READ: True}))

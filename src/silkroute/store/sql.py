@@ -16,8 +16,9 @@ before it commits. A compare-and-set whose only consumer is a check (`Guard`: pa
 the orders from reserved to paid) travels in the same statement; its check runs when the
 statement returns, and a failed check raises and rolls everything back, as it would have at
 once. The transaction, its locks and its outcome are the same; only the number of round
-trips changes (a paid one-click order went from 16 statements to 3, and its payment, one
-statement and nothing else, runs without BEGIN and COMMIT: `flush_alone`). A row that breaks a
+trips changes (a paid one-click order went from 16 statements and 4 BEGIN/COMMIT to 3
+statements: its context read runs before the transaction, `begin_outside`, and its
+checkout and its payment are one statement each, sent in autocommit, `flush_alone`). A row that breaks a
 constraint raises the same `IntegrityError`, from that next statement or from the commit
 instead of from the insert: the whole transaction rolls back either way, so callers catch
 it around the unit of work, never around one insert. (One visible consequence: when two
@@ -44,7 +45,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Dialect, Engine, Insert, Table, event, insert
+from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, Table, event, insert
 from sqlalchemy.exc import DBAPIError
 
 # The tables of the order and payment path: written often, read back by id in the same
@@ -203,28 +204,78 @@ _GUARD_FAILED = re.compile(re.escape(_GUARD_MARK) + r"(\d+):(\d+)")
 
 def flush_alone(conn: Connection) -> bool:
     """At commit: when nothing of this transaction has reached the server yet (psycopg
-    begins lazily, at the first statement), send the kept rows as one statement in
-    autocommit mode — a statement is its own transaction, atomic, with the deferred
-    constraint triggers fired at its end — and save the BEGIN and COMMIT round trips (the
-    payment of a one-click order is that one statement). True if it did; False leaves the
-    rows kept for the normal flush and commit."""
+    begins lazily, at the first statement; lock-free reads may have run outside it, see
+    `begin_outside`), send the kept rows as one statement in autocommit mode — a
+    statement is its own transaction, atomic, with the deferred constraint triggers fired
+    at its end — and save the BEGIN and COMMIT round trips (a one-click checkout and its
+    payment are one such statement each). True if it did; False leaves the rows kept for
+    the normal flush and commit."""
     pending = conn.info.get(PENDING)
     if not pending:
         return False
     driver = conn.connection.driver_connection
     if driver is None or driver.info.transaction_status != TransactionStatus.IDLE:
         return False
+    was = driver.autocommit
     driver.autocommit = True
+    conn.info[_BYPASS] = True
     try:
         flush(conn)
     finally:
-        driver.autocommit = False
+        conn.info.pop(_BYPASS, None)
+        driver.autocommit = was
     return True
 
 
-def _flush_before(conn: Connection, *_args: Any) -> None:
-    if conn.info.get(PENDING):
+# Statement execution option: this SELECT takes no lock and has no side effect, so under
+# READ COMMITTED it reads the same whether it runs inside the transaction or before it.
+LOCK_FREE_READ = "silkroute_lock_free_read"
+_OUTSIDE = "silkroute_outside"  # Connection.info: only lock-free reads have run, autocommit
+_BYPASS = "silkroute_bypass"  # Connection.info: a statement of this module's own
+
+
+def begin_outside(conn: Connection) -> None:
+    """Start a unit of work with its transaction not begun: statements marked
+    `LOCK_FREE_READ` run in autocommit until the first other statement (or a flush),
+    which begins the transaction. Only under READ COMMITTED, where a statement sees what
+    was committed before it began whether or not a transaction is open: a read-only
+    SELECT with no lock learns the same either way, and the transaction (its writes, its
+    locks, its outcome) is unchanged."""
+    driver = conn.connection.driver_connection
+    if driver is None or driver.info.transaction_status != TransactionStatus.IDLE:
+        return
+    level = conn.engine.get_execution_options().get("isolation_level") or \
+        conn.dialect.default_isolation_level
+    if level == "READ COMMITTED":
+        driver.autocommit = True
+        conn.info[_OUTSIDE] = True
+
+
+def end_outside(conn: Connection) -> None:
+    """Give the connection back to the pool as it came (not in autocommit)."""
+    if conn.info.pop(_OUTSIDE, False):
+        driver = conn.connection.driver_connection
+        if driver is not None and not driver.closed:
+            driver.autocommit = False
+
+
+def _flush_before(conn: Connection, statement: Any, *_args: Any) -> None:
+    info = conn.info
+    if info.get(_BYPASS):
+        return
+    pending = info.get(PENDING)
+    if info.get(_OUTSIDE) and (pending or not _lock_free(statement)):
+        info[_OUTSIDE] = False  # this statement (or the flush) begins the transaction
+        driver = conn.connection.driver_connection
+        if driver is not None:
+            driver.autocommit = False
+    if pending:
         flush(conn)
+
+
+def _lock_free(statement: Any) -> bool:
+    return isinstance(statement, Executable) and bool(
+        statement.get_execution_options().get(LOCK_FREE_READ, False))
 
 
 def enable_write_behind(engine: Engine) -> None:
@@ -291,14 +342,13 @@ def _fetch_ids(conn: Connection, table: Table, n: int) -> list[int]:
     """`n` values of the table's sequence. nextval is not transactional and never waits
     (so holding the blocks' lock over it is safe); a rollback leaves a gap, as with any
     sequence. The transaction's kept rows stay kept: they do not need these ids sent."""
-    pending = conn.info.get(PENDING)
-    conn.info[PENDING] = None  # no flush before this statement
+    conn.info[_BYPASS] = True  # no flush before it; in or out of the transaction alike
     try:
         return list(conn.exec_driver_sql(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
             (table.name, n)).scalars())
     finally:
-        conn.info[PENDING] = pending
+        conn.info.pop(_BYPASS, None)
 
 
 _BLOCKS: weakref.WeakKeyDictionary[Engine, IdBlocks] = weakref.WeakKeyDictionary()

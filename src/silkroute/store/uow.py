@@ -9,7 +9,15 @@ from sqlalchemy import Connection, Engine
 
 from silkroute.store.engine import READ_ONLY
 from silkroute.store.repositories import Repositories
-from silkroute.store.sql import PENDING, PendingWrites, flush, flush_alone, writes_behind
+from silkroute.store.sql import (
+    PENDING,
+    PendingWrites,
+    begin_outside,
+    end_outside,
+    flush,
+    flush_alone,
+    writes_behind,
+)
 
 
 class UnitOfWork:
@@ -47,6 +55,7 @@ class UnitOfWork:
             self._conn.execution_options(**opts)
         elif writes_behind(self.engine):  # PostgreSQL: inserts go as one statement
             self._conn.info[PENDING] = PendingWrites()
+            begin_outside(self._conn)  # lock-free reads may run before the transaction
         self._conn.begin()
         self.repos = Repositories(self._conn)
         self._checks = []
@@ -77,5 +86,6 @@ class UnitOfWork:
             raise
         finally:
             conn.info.pop(PENDING, None)
+            end_outside(conn)
             conn.close()
             self._conn = None

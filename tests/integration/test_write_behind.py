@@ -5,7 +5,7 @@ commit, with ids taken from sequence blocks that double per process."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -107,42 +107,22 @@ def test_a_paid_one_click_order_is_three_statements_plus_id_blocks_that_double(
 def test_ids_of_two_processes_interleave_by_block_without_gaps_for_single_orders(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 3600.0)  # no block expires in this test
-    other = make_engine(engine.url.render_as_string(hide_password=False))
-    try:
-        with UnitOfWork(engine) as u:
-            buyer = u.repos.buyers.add("b")
-
-        def checkout_row(eng: Engine) -> int:
-            with UnitOfWork(eng) as u:
-                return insert_id(u.conn, t.checkouts, {"buyer_id": buyer})
-
+    with two_processes(engine) as (other, checkout_row):
         got = [checkout_row(engine), checkout_row(other),   # blocks of one: 1 | 2
                checkout_row(engine), checkout_row(engine),  # block of two: 3, 4
                checkout_row(other), checkout_row(engine)]   # 5 (of 5, 6) | 7 (of 7..10)
-        assert got == [1, 2, 3, 4, 5, 7]
-    finally:
-        other.dispose()
+    assert got == [1, 2, 3, 4, 5, 7]
 
 
 @pg
 def test_a_block_older_than_its_age_is_dropped_so_ids_follow_time_across_processes(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql, "MAX_BLOCK_AGE_S", 0.05)
-    other = make_engine(engine.url.render_as_string(hide_password=False))
-    try:
-        with UnitOfWork(engine) as u:
-            buyer = u.repos.buyers.add("b")
-
-        def checkout_row(eng: Engine) -> int:
-            with UnitOfWork(eng) as u:
-                return insert_id(u.conn, t.checkouts, {"buyer_id": buyer})
-
+    with two_processes(engine) as (other, checkout_row):
         got = [checkout_row(engine), checkout_row(engine)]  # 1; then a block of two: 2 (3)
         time.sleep(0.1)                                     # ... which expires unused
         got += [checkout_row(other), checkout_row(engine)]  # 4; 5, not the stale 3
-        assert got == [1, 2, 4, 5]
-    finally:
-        other.dispose()
+    assert got == [1, 2, 4, 5]
 
 
 @pg
@@ -181,9 +161,7 @@ def test_a_kept_row_that_breaks_a_constraint_rolls_back_the_whole_unit(
 @pg
 def test_a_kept_compare_and_set_that_fails_raises_and_rolls_back_the_whole_unit(
         engine: Engine, uow) -> None:  # noqa: ANN001
-    market = money_market(uow)
-    placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 2)])
-    order_id = placed.orders[0].order_id
+    order_id = _reserved_order(uow, 2)
     cancel(uow(), order_id)  # e.g. by a concurrent request: no longer reserved
     calls = []
 
@@ -210,9 +188,7 @@ def test_a_kept_compare_and_set_that_fails_raises_and_rolls_back_the_whole_unit(
 @pg
 def test_a_unit_keeping_more_than_a_statement_can_carry_sends_it_in_parts(
         engine: Engine, uow) -> None:  # noqa: ANN001
-    market = money_market(uow)
-    placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 1)])
-    order_id = placed.orders[0].order_id
+    order_id = _reserved_order(uow, 1)
     # 20,000 rows of 4 columns: 80,000 parameters, more than PostgreSQL's 65,535 per
     # statement. Sent at 30,000 kept parameters (7,500 rows), twice, and the rest at commit.
     with statements(engine) as sent, UnitOfWork(engine) as u:
@@ -228,19 +204,9 @@ def test_a_unit_keeping_more_than_a_statement_can_carry_sends_it_in_parts(
 def test_a_kept_reservation_that_loses_its_race_at_commit_checks_out_again_at_once(
         engine: Engine, uow, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     market = money_market(uow, units=5)
+    # another buyer takes 4 of the 5 units after we routed, before we commit
     tea = _sku(engine, "TEA-1")
-    real = checkout_mod._route_and_reserve
-    calls = []
-
-    def route_then_lose(u, requests, policy, first=None, keep=False):  # noqa: ANN001, ANN202
-        calls.append(keep)
-        decisions = real(u, requests, policy, first, keep)
-        if keep:  # another buyer takes 4 of the 5 units after we routed, before we commit
-            with UnitOfWork(engine) as other:
-                assert other.repos.stock.reserve(tea, market.seoul, 4)
-        return decisions
-
-    monkeypatch.setattr(checkout_mod, "_route_and_reserve", route_then_lose)
+    calls = another_buyer_takes(engine, monkeypatch, "TEA-1", market.seoul, 4)
     with statements(engine) as sent, pytest.raises(OutOfStock, match="1 available"):
         checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 2)])
     assert calls == [True, False]  # kept first; after the lost race, reserved at once
@@ -265,18 +231,8 @@ def test_after_a_lost_race_at_commit_the_order_is_routed_again_to_where_stock_is
     market = money_market(uow, units=3)
     set_stock(uow(), "TEA-1", market.busan, 5)
     tea = _sku(engine, "TEA-1")
-    real = checkout_mod._route_and_reserve
-    calls = []
-
-    def route_then_lose(u, requests, policy, first=None, keep=False):  # noqa: ANN001, ANN202
-        calls.append(keep)
-        decisions = real(u, requests, policy, first, keep)
-        if keep:  # another buyer takes 2 of Seoul's 3 units before we commit
-            with UnitOfWork(engine) as other:
-                assert other.repos.stock.reserve(tea, market.seoul, 2)
-        return decisions
-
-    monkeypatch.setattr(checkout_mod, "_route_and_reserve", route_then_lose)
+    # another buyer takes 2 of Seoul's 3 units after we routed, before we commit
+    calls = another_buyer_takes(engine, monkeypatch, "TEA-1", market.seoul, 2)
     placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", 2)])
     assert calls == [True, False]
     assert [loc for loc, _lines in placed.orders[0].shipments] == [market.busan]
@@ -355,6 +311,51 @@ def test_sqlite_inserts_at_once(tmp_path) -> None:  # noqa: ANN001
             assert sent == ["INSERT INTO checkouts"]
     finally:
         eng.dispose()
+
+
+@contextmanager
+def two_processes(engine: Engine) -> Iterator[tuple[Engine, Callable[[Engine], int]]]:
+    """A second engine on the same database (another process's id blocks) and a function
+    that inserts one checkout row through a given engine and returns its id."""
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    with UnitOfWork(engine) as u:
+        buyer = u.repos.buyers.add("b")
+
+    def checkout_row(eng: Engine) -> int:
+        with UnitOfWork(eng) as u:
+            return insert_id(u.conn, t.checkouts, {"buyer_id": buyer})
+
+    try:
+        yield other, checkout_row
+    finally:
+        other.dispose()
+
+
+def another_buyer_takes(engine: Engine, monkeypatch: pytest.MonkeyPatch, sku: str,
+                        location: int, units: int) -> list[bool]:
+    """Make checkout's first routing (the one that keeps its reservation) be followed by
+    another buyer reserving `units` there; returns the `keep` flag of every routing."""
+    sku_id = _sku(engine, sku)
+    real = checkout_mod._route_and_reserve
+    calls: list[bool] = []
+
+    def route_then_lose(u, requests, policy, first=None, keep=False):  # noqa: ANN001, ANN202
+        calls.append(keep)
+        decisions = real(u, requests, policy, first, keep)
+        if keep:
+            with UnitOfWork(engine) as other:
+                assert other.repos.stock.reserve(sku_id, location, units)
+        return decisions
+
+    monkeypatch.setattr(checkout_mod, "_route_and_reserve", route_then_lose)
+    return calls
+
+
+def _reserved_order(uow, quantity: int) -> int:  # noqa: ANN001
+    """A money market and one reserved (unpaid) order of `quantity` TEA-1; its id."""
+    market = money_market(uow)
+    placed = checkout_with_shipping(uow(), market.buyer_seoul, [CartLine("TEA-1", quantity)])
+    return placed.orders[0].order_id
 
 
 def _sku(engine: Engine, code: str) -> int:

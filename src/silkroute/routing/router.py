@@ -297,10 +297,13 @@ class _Pricer:
                 zf, self.zone, band, self.car_np, dominance=False)
         self.memo.pop(lp, None)
 
-    def best(self, lp: int, weight: float, base: float, thr: float
+    def best(self, lp: int, weight: float, base: float, thr: float, two: bool = True
              ) -> tuple[float, int, float, int]:
         """(total, carrier) of the best and second-best carrier of a parcel of `weight`
-        from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms."""
+        from `lp` (carrier -1 when none under `thr`); `base` = handling + location terms.
+        With `two` False the second best is not wanted: the scan stops as soon as no
+        carrier further on can beat the best found (and the second best it returns is
+        whatever it met on the way)."""
         for attempt in (0, 1):
             (recs, asuf, bsuf), key, hour = self.memo.get(lp) or self.view(lp)
             t1 = t2 = _INF
@@ -331,47 +334,16 @@ class _Pricer:
                         t2, c2, t1, c1 = t1, c1, t, c
                     else:
                         t2, c2 = t, c
-                    lim = (t2 if t2 < thr else thr) - base
+                    bound = t2 if two else t1
+                    lim = (bound if bound < thr else thr) - base
             if not skipped or attempt:
                 break
             self._rebuild(lp, key)
         return t1, c1, t2, c2
 
     def best1(self, lp: int, weight: float, base: float, thr: float) -> tuple[float, int]:
-        """`best`'s best carrier alone: the scan stops as soon as no carrier further on can
-        beat the best found (rather than the second best)."""
-        for attempt in (0, 1):
-            (recs, asuf, bsuf), key, hour = self.memo.get(lp) or self.view(lp)
-            t1 = _INF
-            c1 = -1
-            lim = thr - base
-            left_of = self.car_left
-            price = self.price
-            opp = self.opp_car
-            skipped = False
-            for rec, a_lo, b_lo in zip(recs, asuf, bsuf, strict=True):
-                if a_lo + b_lo * weight >= lim:
-                    break
-                c, a_today, a_tom, cutoff, per_g, maxw, inv = rec
-                left = left_of[c]
-                if left <= 0:
-                    skipped = True
-                    continue
-                if weight > maxw:
-                    continue
-                u = 1.0 - left * inv
-                u *= u
-                t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
-                if opp is not None:
-                    t += float(opp[c])
-                if t < lim:
-                    t += base
-                    if t < t1:
-                        t1, c1 = t, c
-                        lim = (t1 if t1 < thr else thr) - base
-            if not skipped or attempt:
-                break
-            self._rebuild(lp, key)
+        """`best`'s best carrier alone (the scan stops at the best's bound)."""
+        t1, c1, _t2, _c2 = self.best(lp, weight, base, thr, False)
         return t1, c1
 
     def ship_bound(self, lp: int, weight: float) -> float:

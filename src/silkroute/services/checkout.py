@@ -20,6 +20,7 @@ from silkroute.routing.policy import (
     OrderLineRequest,
     OrderRequest,
 )
+from silkroute.store.network_repo import UNREAD_SIGNATURE
 from silkroute.store.uow import UnitOfWork
 
 MAX_ROUTE_ATTEMPTS = 4
@@ -63,9 +64,6 @@ class CheckoutHooks(Protocol):
         ...
 
 
-_UNREAD: Any = object()
-
-
 @dataclass(frozen=True)
 class Known:
     """What a caller already read in the checkout's transaction (one-click reads it in one
@@ -79,7 +77,7 @@ class Known:
     address: Any
     skus: dict[str, Any]
     candidates: dict[int, list[CandidateLocation]] | None = None
-    signature: Any = _UNREAD
+    signature: Any = UNREAD_SIGNATURE
 
 
 # None: the silkroute router when the database holds a network with carriers
@@ -129,12 +127,12 @@ class _PolicyOutcome:
     def __init__(self, policy: FulfilmentPolicy | None):
         self.policy = policy
 
-    def resolve(self, uow: UnitOfWork, signature: Any = _UNREAD) -> FulfilmentPolicy:
+    def resolve(self, uow: UnitOfWork, signature: Any = UNREAD_SIGNATURE
+                ) -> FulfilmentPolicy:
         if self.policy is None:
-            from silkroute.services.routing_policy import UNREAD, policy_for_checkout
+            from silkroute.services.routing_policy import policy_for_checkout
 
-            self.policy = policy_for_checkout(
-                uow, UNREAD if signature is _UNREAD else signature)
+            self.policy = policy_for_checkout(uow, signature)
         return self.policy
 
     def __enter__(self) -> _PolicyOutcome:
@@ -236,7 +234,7 @@ def _checkout_once(uow: UnitOfWork, buyer_id: int, cart: list[CartLine],
     with outcome, uow:
         repos = uow.repos
         pre = known(uow) if known is not None else None
-        policy = outcome.resolve(uow, pre.signature if pre is not None else _UNREAD)
+        policy = outcome.resolve(uow, pre.signature if pre is not None else UNREAD_SIGNATURE)
         if pre is not None:
             address, skus = pre.address, pre.skus
         else:

@@ -23,7 +23,7 @@ from silkroute.routing.policy import (
     OrderRequest,
     Shipment,
 )
-from silkroute.store.network_repo import load_snapshot, network_signature
+from silkroute.store.network_repo import UNREAD_SIGNATURE, load_snapshot, network_signature
 from silkroute.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -74,11 +74,8 @@ def _signature(uow: UnitOfWork) -> tuple[object, ...] | None:
     return network_signature(uow.conn)
 
 
-UNREAD: Any = object()  # "the caller did not read the network signature: read it here"
-
-
 def router_state(uow: UnitOfWork, today: dt.date | None = None, *,
-                 signature: Any = UNREAD) -> RouterState | None:
+                 signature: Any = UNREAD_SIGNATURE) -> RouterState | None:
     """The router's state for this database; None when no network with carriers was saved.
     Call inside the unit of work.
 
@@ -92,7 +89,7 @@ def router_state(uow: UnitOfWork, today: dt.date | None = None, *,
     `signature` is `network_signature` when the caller already read it in this
     transaction (one-click reads it with its context).
     """
-    sig = _signature(uow) if signature is UNREAD else signature
+    sig = _signature(uow) if signature is UNREAD_SIGNATURE else signature
     if sig is None:
         return None
     key = _key(uow)
@@ -269,7 +266,8 @@ def _refusal(request: OrderRequest, reason: str | None, detail: str) -> Unroutab
                       code=reason or "no_plan")
 
 
-def policy_for_checkout(uow: UnitOfWork, signature: Any = UNREAD) -> FulfilmentPolicy:
+def policy_for_checkout(uow: UnitOfWork, signature: Any = UNREAD_SIGNATURE
+                        ) -> FulfilmentPolicy:
     """The router when the database holds a network with carriers, else nearest-with-stock."""
     state = router_state(uow, signature=signature)
     if state is None:
@@ -277,5 +275,5 @@ def policy_for_checkout(uow: UnitOfWork, signature: Any = UNREAD) -> FulfilmentP
     return RouterCheckoutPolicy(state)
 
 
-__all__ = ["UNREAD", "RouterCheckoutPolicy", "RouterState", "forget_router_states",
+__all__ = ["RouterCheckoutPolicy", "RouterState", "forget_router_states",
            "policy_for_checkout", "router_state", "wait_for_rebuilds"]

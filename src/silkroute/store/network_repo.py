@@ -209,6 +209,10 @@ SIGNATURE_COLUMNS = (
 _SIGNATURE = select(*SIGNATURE_COLUMNS)
 
 
+# "The caller did not read the network signature": read it where it is needed.
+UNREAD_SIGNATURE: Any = object()
+
+
 def network_signature(conn: Connection) -> tuple[str, int, int] | None:
     """What a cached router index depends on, in one statement (checkout asks on every
     order): the network's stamp, the number of locations and the highest location id; None

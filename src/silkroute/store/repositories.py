@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Integer, any_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from silkroute.store import tables as t
 from silkroute.store.ledger_repo import LedgerRepo
@@ -116,12 +116,6 @@ _META = select(t.demo_marker.c.value).where(t.demo_marker.c.key == bindparam("ke
 _MOVE = (
     update(t.orders)
     .where(t.orders.c.id.in_(bindparam("ids", expanding=True)),
-           t.orders.c.state == bindparam("from_state"))
-    .values(state=bindparam("to_state"), updated_at=func.now()))
-# PostgreSQL takes the ids as one array: no statement rewritten per call for the IN list.
-_MOVE_PG = (
-    update(t.orders)
-    .where(t.orders.c.id == any_(bindparam("ids", type_=ARRAY(Integer))),
            t.orders.c.state == bindparam("from_state"))
     .values(state=bindparam("to_state"), updated_at=func.now()))
 
@@ -304,9 +298,8 @@ class OrderRepo(_Repo):
 
     def move_many(self, order_ids: Sequence[int], from_state: str, to_state: str) -> int:
         """Compare-and-set several orders from one state; returns how many moved."""
-        stmt = _MOVE_PG if self.conn.dialect.name == "postgresql" else _MOVE
-        res = self.conn.execute(stmt, {"ids": list(order_ids), "from_state": from_state,
-                                       "to_state": to_state})
+        res = self.conn.execute(_MOVE, {"ids": list(order_ids), "from_state": from_state,
+                                        "to_state": to_state})
         return int(res.rowcount)
 
     def count_by_state(self) -> dict[str, int]:

@@ -8,23 +8,23 @@ rows that set different columns still compile correctly.
 
 **Write-behind on PostgreSQL.** A unit of work on PostgreSQL does not send the inserts of
 the tables in `WRITE_BEHIND` one by one: `insert_id` takes the row's id from a block of
-sequence values the process holds (`IdBlocks`, the client-side twin of a sequence's `CACHE`)
-and keeps the row; all kept rows go to the server as **one** statement, a chain of
+sequence values the process holds (`IdBlocks`, the client-side twin of a sequence's
+`CACHE`) and keeps the row; all kept rows go to the server as **one** statement, a chain of
 data-modifying CTEs (`WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ...`), just before
 the next statement of the transaction runs (`before_execute`, so every read sees them) or
 before it commits. A compare-and-set whose only consumer is a check (`Guard`: paying moves
-the orders from reserved to paid) travels in the same statement; its check runs when the
-statement returns, and a failed check raises and rolls everything back, as it would have at
-once. The transaction, its locks and its outcome are the same; only the number of round
-trips changes (a paid one-click order went from 16 statements and 4 BEGIN/COMMIT to 3
-statements: its context read runs before the transaction, `begin_outside`, and its
-checkout and its payment are one statement each, sent in autocommit, `flush_alone`). A row that breaks a
-constraint raises the same `IntegrityError`, from that next statement or from the commit
-instead of from the insert: the whole transaction rolls back either way, so callers catch
-it around the unit of work, never around one insert. (One visible consequence: when two
-payments of one checkout race, the loser now meets the winner's payment row, an
-`IntegrityError` that `charge` answers with the winner's payment, before it meets the
-orders already paid.)
+the orders from reserved to paid; a lone reservation) travels in the same statement, which
+fails on the server when its check does not hold; `failed` then raises and everything rolls
+back, as it would have at once. The transaction, its locks and its outcome are the same;
+only the number of round trips changes (a paid one-click order went from 16 statements and
+4 BEGIN/COMMIT to 3 statements: its context read runs before the transaction,
+`begin_outside`, and its checkout and its payment are one statement each, sent in
+autocommit, `flush_alone`). A row that breaks a constraint raises the same
+`IntegrityError`, from that next statement or from the commit instead of from the insert:
+the whole transaction rolls back either way, so callers catch it around the unit of work,
+never around one insert. (One visible consequence: when two payments of one checkout race,
+the loser now meets the winner's payment row, an `IntegrityError` that `charge` answers
+with the winner's payment, before it meets the orders already paid.)
 
 Ids are handed out in order within a process; between processes they interleave by block
 (PostgreSQL's own sequence `CACHE` does the same), but a block lives at most
@@ -314,19 +314,18 @@ class IdBlocks:
     def __init__(self) -> None:
         self._blocks: dict[str, _Block] = {}
         self._lock = threading.Lock()
-        self._clock = time.monotonic
 
     def next_id(self, conn: Connection, table: Table) -> int:
         block = self._blocks.get(table.name)
         if block is not None and block.ids and \
-                self._clock() - block.fetched <= MAX_BLOCK_AGE_S:
+                time.monotonic() - block.fetched <= MAX_BLOCK_AGE_S:
             try:
                 return block.ids.popleft()
             except IndexError:  # another thread took the last one
                 pass
         with self._lock:
             block = self._blocks.setdefault(table.name, _Block())
-            now = self._clock()
+            now = time.monotonic()
             if block.ids and now - block.fetched <= MAX_BLOCK_AGE_S:
                 return block.ids.popleft()  # another thread refilled it meanwhile
             # The last block was used up within its age: demand is high, double it.

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from silkroute.domain.catalog import Product, Sku
-from silkroute.domain.errors import IllegalTransition, NotFound, ValidationError
+from silkroute.domain.errors import Conflict, IllegalTransition, NotFound, ValidationError
 from silkroute.domain.ledger import RefundExceedsPaid
 from silkroute.domain.money import CurrencyMismatch, Money
 from silkroute.payments.port import (
@@ -19,7 +19,7 @@ from silkroute.payments.port import (
 from silkroute.payments.test_provider import TestPaymentProvider
 from silkroute.services import payments as P
 from silkroute.services.catalog import list_product
-from silkroute.services.checkout import CartLine, checkout
+from silkroute.services.checkout import CartLine, cancel, checkout
 from silkroute.services.one_click import one_click
 from silkroute.services.queries import get_order
 from tests.integration.helpers import stock_of
@@ -301,3 +301,28 @@ def test_commission_rate_per_category(uow, engine, provider):
     P.deliver(uow(), res.order_id)
     rel = P.confirm_receipt(uow(), res.order_id)
     assert (rel.seller, rel.platform) == (18400, 1600)
+
+
+def test_an_order_cancelled_while_its_payment_is_captured_records_nothing(
+        uow, engine, provider, monkeypatch):
+    m = money_market(uow)
+    co = P.checkout_with_shipping(uow(), m.buyer_seoul, [CartLine("TEA-1", 1)])
+    (order,) = co.orders
+    capture = provider.capture
+
+    def capture_then_cancel(**kwargs):  # the order is cancelled in between
+        result = capture(**kwargs)
+        cancel(uow(), order.order_id)
+        return result
+
+    monkeypatch.setattr(provider, "capture", capture_then_cancel)
+    before = ledger_size(uow)
+    with pytest.raises(Conflict) as info:
+        P.pay(uow(), co.checkout_id)
+    assert (info.value.code, info.value.field) == ("concurrent_change", "state")
+    assert str(info.value) == (f"orders [{order.order_id}] changed concurrently; "
+                               "nothing recorded")
+    assert ledger_size(uow) == before
+    assert get_order(uow(), order.order_id).state == "cancelled"
+    with uow() as u:
+        assert u.repos.money.payment_of_checkout(co.checkout_id) is None

@@ -112,25 +112,29 @@ def test_generated_wave_is_tight_and_the_plan_feasible(small: WaveProblem) -> No
     share = over_capacity_share(car0, small.car_cap)
     assert share == pytest.approx(small.info["over_capacity_share"])
     assert share >= TARGET_OVER_SHARE
-    plan = solve_wave(small, max_iterations=60)
-    assert plan.feasible and small.is_feasible(plan.choice)
+    plan = solve_wave(small, max_iterations=400)
+    assert plan.table is not None
+    assert plan.feasible and plan.table.is_feasible(plan.choice)
     assert plan.lower_bound <= plan.cost
-    assert plan.cost == pytest.approx(small.objective(plan.choice))
-    car_load, loc_load = small.loads(plan.choice)
+    assert plan.cost == pytest.approx(plan.table.objective(plan.choice))
+    car_load, loc_load = plan.table.loads(plan.choice)
     assert (car_load <= small.car_cap).all() and (loc_load <= small.loc_cap).all()
 
 
 def test_dask_cluster_of_two_workers_gives_the_same_plan(small: WaveProblem) -> None:
     from dask.distributed import Client, LocalCluster
 
-    local = solve_wave(small, LocalRunner(region_blocks(small)), max_iterations=40)
+    local = solve_wave(small, LocalRunner(region_blocks(small)), max_iterations=300,
+                       target_gap=0.0)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.wait_for_workers(2)
         runner = DaskRunner(client, region_blocks(small), token="test-wave")
         held = client.who_has(runner.futures)
         assert len({a for addrs in held.values() for a in addrs}) == 2  # regions on both
-        remote = solve_wave(small, runner, max_iterations=40)
+        remote = solve_wave(small, runner, max_iterations=300, target_gap=0.0)
+    assert local.table is not None and remote.table is not None
+    assert remote.table.width == local.table.width > small.width  # columns were generated
     assert remote.iterations == local.iterations
     assert remote.lower_bound == local.lower_bound
     assert remote.cost == local.cost
@@ -153,3 +157,135 @@ def test_plan_wave_command_prints_one_json_object() -> None:
     assert out["orders"] == 2000 and out["carriers"] == 300
     assert out["feasible"] is True
     assert out["lower_bound"] <= out["cost"]
+
+
+# ---- the option catalog: priced bounds and column generation --------------------------
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[WaveProblem, WaveProblem]:
+    """A small wave built twice: pruned hard (3 carriers per key plus one national one, the
+    cheapest-looking location, 4 options per order), and with nothing pruned (every
+    stocking location × every carrier: the full problem), with the pruned problem's
+    capacities."""
+    net = generate_network(NetworkSpec(carriers=400, locations=40, seed=5, design_orders=1_000))
+    index = build_index(net)
+    model = CostModel.for_currency(index.currency)
+    wave = generate_wave(index, 300, seed=5)
+    pruned = build_wave(index, model, wave, regions=2, width=4, per_key=3, backbone=1,
+                        max_locations=1, design_orders=1_000)
+    most = int(np.diff(index.sku_ptr).max())
+    full = build_wave(index, model, wave, regions=2, width=10_000, per_key=400, backbone=0,
+                      max_locations=most, design_orders=1_000)
+    assert np.isinf(full.rest_lb).all()  # nothing left out
+    full = WaveProblem(full.cost, full.car, full.loc, full.rest_lb, pruned.car_cap,
+                       pruned.loc_cap, full.region, full.regions)
+    return pruned, full
+
+
+def _full_options(full: WaveProblem, i: int) -> dict[tuple[int, int], float]:
+    ok = np.isfinite(full.cost[i])
+    return {(int(c), int(lp)): float(v) for c, lp, v in
+            zip(full.car[i][ok], full.loc[i][ok], full.cost[i][ok], strict=True)}
+
+
+def _lp(problem: WaveProblem) -> float:
+    """The LP relaxation of the problem, by HiGHS through SciPy."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    rows, cols = np.nonzero(np.isfinite(problem.cost))
+    nv = len(rows)
+    v = np.arange(nv)
+    eq = coo_matrix((np.ones(nv), (rows, v)), shape=(problem.n, nv))
+    n_car = len(problem.car_cap)
+    ub = coo_matrix((np.ones(2 * nv), (np.r_[problem.car[rows, cols],
+                                             n_car + problem.loc[rows, cols]], np.r_[v, v])),
+                    shape=(n_car + len(problem.loc_cap), nv))
+    res = linprog(problem.cost[rows, cols], A_ub=ub.tocsr(),
+                  b_ub=np.r_[problem.car_cap, problem.loc_cap], A_eq=eq.tocsr(),
+                  b_eq=np.ones(problem.n), bounds=(0, 1), method="highs")
+    assert res.status == 0
+    return float(res.fun)
+
+
+def test_catalog_bound_is_below_every_option_at_any_prices(
+        pair: tuple[WaveProblem, WaveProblem]) -> None:
+    pruned, full = pair
+    cat = pruned.catalog
+    assert cat is not None
+    rng = np.random.default_rng(0)
+    for scale in (0.0, 50.0, 500.0):
+        lam = rng.random(len(full.car_cap)) * scale
+        mu = rng.random(len(full.loc_cap)) * scale
+        priced = np.where(np.isfinite(full.cost), full.cost + lam[full.car] + mu[full.loc],
+                          np.inf)
+        exact = priced.min(axis=1)
+        bound = cat.rest_bound(lam, mu)
+        assert (bound <= exact + 1e-9).all()
+        # tight where one carrier is cheapest at both ends of the class: mostly
+        assert np.mean(bound >= exact - 1e-6) > 0.8
+
+
+def test_price_out_offers_real_options_cheaper_than_the_table(
+        pair: tuple[WaveProblem, WaveProblem]) -> None:
+    pruned, full = pair
+    cat = pruned.catalog
+    assert cat is not None
+    rng = np.random.default_rng(1)
+    lam = rng.random(len(full.car_cap)) * 400.0
+    mu = rng.random(len(full.loc_cap)) * 100.0
+    best = (pruned.cost + lam[pruned.car] + mu[pruned.loc]).min(axis=1)
+    _, columns = cat.price_out(lam, mu, best, 1e-6)
+    assert len(columns) >= 2
+    seen = 0
+    for j, (rows, cost, car, loc) in enumerate(columns):
+        assert len(np.unique(rows)) == len(rows)  # one option per order per column
+        for i, c, lp, v in zip(rows.tolist(), car.tolist(), loc.tolist(), cost.tolist(),
+                               strict=True):
+            options = _full_options(full, i)
+            assert options[(c, lp)] == pytest.approx(v, abs=1e-6)  # a real option, its cost
+            assert v + lam[c] + mu[lp] < best[i] - 1e-6  # cheaper at these prices
+            if j:  # later columns are no cheaper than the first one of the same order
+                first = columns[0]
+                k = int(np.flatnonzero(first[0] == i)[0])
+                assert first[1][k] + lam[first[2][k]] + mu[first[3][k]] <= \
+                    v + lam[c] + mu[lp] + 1e-9
+            seen += 1
+    assert seen >= 40
+
+
+@pytest.mark.parametrize("warm", [0, 100])
+def test_column_generation_bounds_the_full_problem(
+        pair: tuple[WaveProblem, WaveProblem], warm: int) -> None:
+    """The bound holds for the full problem (below its LP), the plan uses real options of
+    the full problem within the capacities, and the two are close."""
+    pruned, full = pair
+    lp_full = _lp(full)
+    lp_pruned = _lp(WaveProblem(pruned.cost, pruned.car, pruned.loc, pruned.rest_lb,
+                                pruned.car_cap, pruned.loc_cap, pruned.region))
+    assert lp_full < lp_pruned - 1.0  # pruning costs something: columns are needed
+    plan = solve_wave(pruned, target_gap=0.0, warm_start_orders=warm)
+    assert plan.table is not None and plan.feasible
+    assert plan.table.width > pruned.width
+    assert plan.lower_bound <= lp_full + 1e-6
+    assert plan.cost >= lp_full - 1e-6
+    assert plan.table.is_feasible(plan.choice)
+    for i, k in enumerate(plan.choice.tolist()):
+        c, lp = int(plan.table.car[i, k]), int(plan.table.loc[i, k])
+        assert _full_options(full, i)[(c, lp)] == pytest.approx(plan.table.cost[i, k])
+    assert plan.gap_percent < 1.0
+    assert plan.cost < lp_pruned  # generated columns beat the pruned table's LP
+
+
+def test_subset_scales_capacities_and_keeps_each_orders_options(
+        pair: tuple[WaveProblem, WaveProblem]) -> None:
+    pruned, _ = pair
+    rows = np.arange(0, pruned.n, 3)
+    sub = pruned.subset(rows)
+    assert sub.n == 100
+    assert np.allclose(sub.car_cap, pruned.car_cap * 100 / 300)
+    assert sub.catalog is not None and pruned.catalog is not None
+    lam = np.linspace(0.0, 90.0, len(pruned.car_cap))
+    mu = np.linspace(30.0, 0.0, len(pruned.loc_cap))
+    assert np.array_equal(sub.catalog.rest_bound(lam, mu),
+                          pruned.catalog.rest_bound(lam, mu)[rows])

@@ -16,7 +16,7 @@ def run_wave(
     orders: int, *, seed: int = 1, country: str = "KR", carriers: int = 3000,
     locations: int = 1000, workers: int | None = None, scheduler: str | None = None,
     time_limit: float = 240.0, regions: int = 8, target_gap: float = 0.5,
-    max_iterations: int = 600, progress: Any = None,
+    max_iterations: int = 3000, progress: Any = None,
 ) -> dict[str, Any]:
     """Generate the network and the wave, build the problem, solve it (in this process, on a
     LocalCluster of `workers`, or on the cluster at `scheduler`) and report."""
@@ -65,7 +65,9 @@ def run_wave(
         "cost": round(plan.cost, 2),
         "lower_bound": round(plan.lower_bound, 2),
         "gap_percent": round(plan.gap_percent, 4),
-        "feasible": plan.feasible and problem.is_feasible(plan.choice),
+        "feasible": plan.feasible and plan.table is not None
+        and plan.table.is_feasible(plan.choice),
+        "columns_generated": 0 if plan.table is None else plan.table.width - problem.width,
         "over_capacity_share": round(float(problem.info["over_capacity_share"]), 4),
         "iterations": plan.iterations,
         "build_seconds": round(build_seconds, 2),
@@ -93,8 +95,8 @@ def wave_command(
                                      "solver (network and wave generation not included)."),
     target_gap: float = typer.Option(0.5, "--target-gap", min=0.0, help="Stop at this gap "
                                      "(percent)."),
-    max_iterations: int = typer.Option(600, "--max-iterations", min=0, help="Stop the "
-                                       "multiplier updates after this many."),
+    max_iterations: int = typer.Option(3000, "--max-iterations", min=1, help="Stop after "
+                                       "this many evaluations of the smoothed dual."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Allocate a wave of generated orders to location × carrier options under carrier and
@@ -105,9 +107,18 @@ def wave_command(
     err = Console(stderr=True)
 
     def progress(entry: dict[str, float]) -> None:
-        if not as_json and int(entry["iteration"]) % 50 == 0:
-            err.print(f"  iteration {int(entry['iteration'])}: bound {entry['bound']:,.0f}, "
-                      f"cost {entry['cost']:,.0f}, gap {entry['gap']:.3f}%")
+        if as_json:
+            return
+        if "sample" in entry:
+            err.print(f"  sample of {int(entry['sample']):,} orders, round "
+                      f"{int(entry['round'])} ({int(entry['iteration'])} evaluations, "
+                      f"{entry['seconds']:.0f} s): {int(entry['columns_added']):,} columns "
+                      "added")
+        else:
+            err.print(f"  round {int(entry['round'])} ({int(entry['iteration'])} evaluations, "
+                      f"{entry['seconds']:.0f} s): bound {entry['bound']:,.0f}, "
+                      f"cost {entry['cost']:,.0f}, gap {entry['gap']:.3f}%, "
+                      f"{int(entry['columns_added']):,} columns added")
 
     report = run_wave(orders, seed=seed, country=country, carriers=carriers,
                       locations=locations, workers=workers, scheduler=scheduler,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,157 @@ class WaveOrders:
 
 
 @dataclass
+class OptionCatalog:
+    """Every option of every order of a wave, kept compact for pricing: the options of an
+    order are its incidences (a location stocking its SKU, with that location's handling)
+    × the carriers of the incidence's key (every carrier serving both zones in the band,
+    within its weight limit). A carrier's cost on a key is linear in the weight: the key's
+    weight-free part `key_a` (fee + penalty × P(late)) plus the carrier's per-gram rate.
+
+    Used two ways at carrier prices λ and location prices μ:
+    - `rest_bound`: per order, a lower bound on the priced cost of every option, from the
+      cheapest priced carrier of each key at the weight class's lightest and heaviest weight
+      (the cheapest of lines in the weight is concave, so it lies above that chord);
+    - `price_out`: per order whose bound is under its table's best, the cheapest priced
+      option among the keys' cheapest carriers at either end of the class, costed exactly:
+      a column to add to the table (column generation)."""
+
+    key_ptr: IntArray  # (keys + 1,) segments of key_car / key_a
+    key_car: I32Array  # carriers of each key
+    key_a: FloatArray  # their weight-free cost on the key
+    key_wlo: FloatArray  # (keys,) lightest and heaviest weight of the key's class (g)
+    key_whi: FloatArray
+    inc_ptr: IntArray  # (n + 1,) incidences of each order (sorted by order)
+    inc_key: IntArray
+    inc_loc: I32Array
+    inc_handling: FloatArray
+    weight: FloatArray  # (n,) parcel weight (g)
+    car_b: FloatArray  # (carriers,) cost per gram
+    car_maxw: FloatArray  # (carriers,) weight limit (g)
+    inc_order: IntArray = field(init=False)  # order of each incidence
+    key_straddle: npt.NDArray[np.bool_] = field(init=False)
+
+    def __post_init__(self) -> None:
+        key_seg = np.repeat(np.arange(len(self.key_wlo)), np.diff(self.key_ptr))
+        self.inc_order = np.repeat(np.arange(len(self.weight)), np.diff(self.inc_ptr))
+        maxw = self.car_maxw[self.key_car]
+        # a carrier whose limit lies inside the class breaks the chord (see `_key_ends`)
+        inside = (maxw > self.key_wlo[key_seg]) & (maxw < self.key_whi[key_seg])
+        self.key_straddle = np.bincount(key_seg[inside],
+                                        minlength=len(self.key_wlo)) > 0
+
+    def subset(self, rows: IntArray) -> OptionCatalog:
+        """The catalog of the orders `rows` (the keys are shared)."""
+        cnt = np.diff(self.inc_ptr)[rows]
+        start = np.repeat(self.inc_ptr[rows] - np.cumsum(cnt) + cnt, cnt)
+        inc = start + np.arange(int(cnt.sum()))
+        return OptionCatalog(self.key_ptr, self.key_car, self.key_a, self.key_wlo,
+                             self.key_whi, np.r_[0, np.cumsum(cnt)].astype(np.int64),
+                             self.inc_key[inc], self.inc_loc[inc], self.inc_handling[inc],
+                             self.weight[rows], self.car_b, self.car_maxw)
+
+    @property
+    def size(self) -> int:
+        """(key, carrier) pairs held."""
+        return len(self.key_car)
+
+    def _key_ends(self, lam: FloatArray) -> tuple[FloatArray, FloatArray, IntArray, IntArray]:
+        """Per key: the cheapest priced carrier cost at the lightest and at the heaviest
+        weight of its class, and where that carrier sits in `key_car` (-1: none). At the
+        heaviest weight only carriers that can carry it count; a key with a carrier whose
+        limit lies strictly inside its class has no heavy end (inf): its bound is then the
+        light end alone, which every option of the key costs at least (costs grow with the
+        weight)."""
+        from silkroute.routing.wave_kernels import key_ends
+
+        nk = len(self.key_wlo)
+        e_lo, e_hi = np.empty(nk), np.empty(nk)
+        p_lo, p_hi = np.empty(nk, dtype=np.int64), np.empty(nk, dtype=np.int64)
+        key_ends(self.key_ptr, self.key_car, self.key_a, self.key_wlo, self.key_whi,
+                 self.car_b, self.car_maxw, np.ascontiguousarray(lam, dtype=np.float64),
+                 e_lo, e_hi, p_lo, p_hi)
+        e_hi[self.key_straddle] = np.inf
+        return e_lo, e_hi, p_lo, p_hi
+
+    def _chords(self, lam: FloatArray, mu: FloatArray) -> tuple[FloatArray, Any]:
+        e_lo, e_hi, a_lo, a_hi = self._key_ends(lam)
+        k = self.inc_key
+        order = self.inc_order
+        w = self.weight[order]
+        wlo, whi = self.key_wlo[k], self.key_whi[k]
+        lo, hi = e_lo[k], e_hi[k]
+        both = np.isfinite(hi)
+        frac = (w - wlo) / np.maximum(whi - wlo, 1e-9)
+        chord = np.where(both, lo + (np.where(both, hi, lo) - lo) * frac, lo)
+        value = chord + self.inc_handling + mu[self.inc_loc]
+        return value, (order, w, a_lo[k], a_hi[k])
+
+    def rest_bound(self, lam: FloatArray, mu: FloatArray) -> FloatArray:
+        """Per order: a lower bound on the priced cost (cost + λ + μ) of every option."""
+        value, _ = self._chords(lam, mu)
+        return _seg_min(value, self.inc_ptr, self.inc_order)[0]
+
+    def price_out(self, lam: FloatArray, mu: FloatArray, best: FloatArray, tol: float
+                  ) -> tuple[FloatArray, list[tuple[IntArray, FloatArray, I32Array, I32Array]]]:
+        """Per order, the bound (as `rest_bound`), and the options outside the table that are
+        cheaper at these prices than the order's `best` by more than `tol`: for each
+        incidence whose bound is under `best`, the better (priced, at the order's weight) of
+        its key's cheapest carriers at the two ends of the weight class. Returned as columns
+        to add: the first holds each order's cheapest such option, the second its next one
+        from another incidence, and so on; each column is (rows, real cost, carrier,
+        location)."""
+        value, (order, w, a_lo, a_hi) = self._chords(lam, mu)
+        bound = _seg_min(value, self.inc_ptr, order)[0]
+        hit = np.flatnonzero(value < best[order] - tol)
+        price = np.full((len(hit), 2), np.inf)
+        cost = np.zeros((len(hit), 2))
+        car = np.zeros((len(hit), 2), dtype=np.int64)
+        for j, pos in enumerate((a_lo, a_hi)):
+            p = pos[hit]
+            c = self.key_car[np.maximum(p, 0)].astype(np.int64)
+            ok = (p >= 0) & (self.car_maxw[c] >= w[hit])
+            cost[:, j] = self.key_a[np.maximum(p, 0)] + self.car_b[c] * w[hit] \
+                + self.inc_handling[hit]
+            price[:, j] = np.where(ok, cost[:, j] + lam[c] + mu[self.inc_loc[hit]], np.inf)
+            car[:, j] = c
+        pick = np.argmin(price, axis=1)
+        r = np.arange(len(hit))
+        price, cost, car = price[r, pick], cost[r, pick], car[r, pick]
+        rows = order[hit]
+        keep = price < best[rows] - tol
+        hit, rows, price, cost, car = hit[keep], rows[keep], price[keep], cost[keep], car[keep]
+        # group by order, cheapest first: column j takes each order's j-th option
+        o = np.lexsort((price, rows))
+        rows, cost, car, loc = rows[o], cost[o], car[o], self.inc_loc[hit[o]]
+        first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1] if len(rows) else np.zeros(0, int)
+        rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+        columns = []
+        for j in range(int(rank.max()) + 1 if len(rank) else 0):
+            m = rank == j
+            columns.append((rows[m], cost[m], car[m].astype(np.int32),
+                            loc[m].astype(np.int32)))
+        return bound, columns
+
+
+def _seg_min(values: FloatArray, ptr: IntArray, seg: IntArray) -> tuple[FloatArray, IntArray]:
+    """Per segment [ptr[i], ptr[i+1]) of `values` (`seg`: the segment of each value): the
+    minimum (inf when empty or all inf) and the position of its first occurrence (-1 when
+    not finite)."""
+    nseg = len(ptr) - 1
+    out = np.full(nseg, np.inf)
+    pos = np.full(nseg, -1, dtype=np.int64)
+    full = ptr[1:] > ptr[:-1]
+    if not full.any():
+        return out, pos
+    out[full] = np.minimum.reduceat(values, ptr[:-1][full])
+    at = np.flatnonzero((values == out[seg]) & np.isfinite(values))
+    s = seg[at]
+    first = np.r_[True, s[1:] != s[:-1]]
+    pos[s[first]] = at[first]
+    return out, pos
+
+
+@dataclass
 class WaveProblem:
     """The allocation problem: order i may take option k (columns of the dense arrays, cheapest
     first, `cost` = inf where absent), which uses one unit of carrier `car[i, k]` and of
@@ -53,11 +205,13 @@ class WaveProblem:
     car: I32Array  # (n, K) carrier positions
     loc: I32Array  # (n, K) location positions
     rest_lb: FloatArray  # (n,)
-    car_cap: IntArray
-    loc_cap: IntArray
+    car_cap: npt.NDArray[Any]  # whole parcels (int); fractions in a `subset` (float)
+    loc_cap: npt.NDArray[Any]
     region: IntArray  # (n,) region of each order (0..regions-1)
     regions: int = 1
     info: dict[str, Any] = field(default_factory=dict)
+    #: every option, for priced bounds and column generation (None: the table is all)
+    catalog: OptionCatalog | None = None
 
     @property
     def n(self) -> int:
@@ -66,6 +220,31 @@ class WaveProblem:
     @property
     def width(self) -> int:
         return int(self.cost.shape[1])
+
+    def subset(self, rows: IntArray) -> WaveProblem:
+        """The orders `rows` alone, with capacities scaled by their share of the orders (as
+        fractions: a model of the whole wave for finding prices, not a plan)."""
+        share = len(rows) / max(1, self.n)
+        catalog = None if self.catalog is None else self.catalog.subset(rows)
+        return WaveProblem(self.cost[rows], self.car[rows], self.loc[rows], self.rest_lb[rows],
+                           self.car_cap * share, self.loc_cap * share, self.region[rows],
+                           self.regions, self.info, catalog)
+
+    def with_columns(self, columns: Sequence[tuple[IntArray, FloatArray, I32Array, I32Array]]
+                     ) -> WaveProblem:
+        """The problem with more option columns: each (rows, cost, car, loc) gives those rows
+        an option, the other orders none (inf) in that column. Everything else is shared."""
+        n, k = self.n, len(columns)
+        new_cost = np.full((n, k), np.inf)
+        new_car = np.zeros((n, k), dtype=self.car.dtype)
+        new_loc = np.zeros((n, k), dtype=self.loc.dtype)
+        for j, (rows, cost, car, loc) in enumerate(columns):
+            new_cost[rows, j] = cost
+            new_car[rows, j] = car
+            new_loc[rows, j] = loc
+        return WaveProblem(np.hstack((self.cost, new_cost)), np.hstack((self.car, new_car)),
+                           np.hstack((self.loc, new_loc)), self.rest_lb, self.car_cap,
+                           self.loc_cap, self.region, self.regions, self.info, self.catalog)
 
     def loads(self, choice: IntArray) -> tuple[IntArray, IntArray]:
         """Parcels per carrier and per location when order i takes option `choice[i]`."""
@@ -166,7 +345,8 @@ def build_wave(
     # key = (origin zone, destination zone, band, open, service, promise, weight class)
     key = (((((lz * nz + z) * nb + band) * 2 + open_today) * 2 + svc) * 4 + prom) * nw + wcl
     ukeys, inc_key = np.unique(key, return_inverse=True)
-    kk, kw, key_rest = _key_tables(index, model, ukeys, hour, per_key, backbone)
+    kk, kw, key_rest, (key_ptr, key_car, key_a) = _key_tables(index, model, ukeys, hour,
+                                                               per_key, backbone)
     per_key = kk.shape[1]
     # ---- exact costs of the kept carriers per incidence -------------------------------
     slots_car = kk[inc_key]  # (inc, per_key) carrier positions, -1 where absent
@@ -252,8 +432,18 @@ def build_wave(
         "orders_without_option": int((~np.isfinite(cost[:, 0])).sum()),
         "pruned_orders": int(np.isfinite(rest).sum()),
     }
+    edges_g = np.array(WEIGHT_EDGES_G)
+    kwcl = ukeys % nw
+    catalog = OptionCatalog(
+        key_ptr, key_car, key_a, edges_g[kwcl], edges_g[kwcl + 1],
+        # incidences are already grouped by order (inc_order is sorted)
+        np.r_[0, np.cumsum(cnt)].astype(np.int64), inc_key.astype(np.int64),
+        inc_loc.astype(np.int32), index.loc_handling[inc_loc],
+        wave.weight_g.astype(np.float64), index.car_perkg / 1000.0,
+        index.car_maxw.astype(np.float64))
+    info["catalog_pairs"] = catalog.size
     return WaveProblem(cost, car, loc, rest, car_cap, loc_cap,
-                       zone_regions(index, regions)[wave.zone], regions, info)
+                       zone_regions(index, regions)[wave.zone], regions, info, catalog)
 
 
 def _fit_capacities(cost: FloatArray, car: I32Array, loc: I32Array, car_cap: IntArray,
@@ -278,11 +468,15 @@ def _fit_capacities(cost: FloatArray, car: I32Array, loc: I32Array, car_cap: Int
 
 
 def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: float,
-                per_key: int, backbone: int) -> tuple[IntArray, FloatArray, FloatArray]:
+                per_key: int, backbone: int
+                ) -> tuple[IntArray, FloatArray, FloatArray,
+                           tuple[IntArray, I32Array, FloatArray]]:
     """Per key: the `per_key` cheapest carriers (positions, -1 padded) at the class's middle
     weight, their weight-free cost (fee + penalty × P(late)), and a lower bound on every other
     carrier's cost at the class's lightest and heaviest weight (the cheapest of them is a
-    concave function of the weight, so it lies above the chord between those two values)."""
+    concave function of the weight, so it lies above the chord between those two values);
+    and the catalog's per-key arrays (segment pointers, carriers, weight-free costs) of every
+    carrier of the key (see `OptionCatalog`)."""
     nz, nb, nw = index.n_zones, index.car_fee.shape[1], len(WEIGHT_EDGES_G) - 1
     rem = ukeys.copy()
     wcl = rem % nw
@@ -304,6 +498,9 @@ def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: fl
     rest = np.full((nk, 2), np.inf)
     pen = np.where(svc == 1, model.late_member, model.late_standard)
     days_max = index.car_cdf.shape[2] - 1
+    cat_car: list[I32Array] = []
+    cat_a: list[FloatArray] = []
+    cat_len = np.zeros(nk, dtype=np.int64)
     pair = lz * nz + z
     brk = np.flatnonzero(np.diff(pair)) + 1
     for lo, hi in zip(np.r_[0, brk], np.r_[brk, nk], strict=True):
@@ -320,6 +517,11 @@ def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: fl
         a = index.car_fee[cids[None, :], b] + pen[sl][:, None] * (1.0 - p)
         w_lo = np.array(WEIGHT_EDGES_G)[wcl[sl]][:, None]
         w_hi = np.array(WEIGHT_EDGES_G)[wcl[sl] + 1][:, None]
+        # the catalog: every carrier of the key that can carry some weight of the class
+        rr, cc = np.nonzero((index.car_maxw[cids][None, :] >= w_lo) & np.isfinite(a))
+        cat_car.append(cids[cc].astype(np.int32))
+        cat_a.append(a[rr, cc])
+        cat_len[lo:hi] = np.bincount(rr, minlength=hi - lo)
         ok = index.car_maxw[cids][None, :] > w_lo
         a = np.where(ok, a, np.inf)
         perkg = index.car_perkg[cids][None, :] / 1000.0
@@ -352,7 +554,10 @@ def _key_tables(index: NetworkIndex, model: CostModel, ukeys: IntArray, hour: fl
         sel_c = cids[part]
         kk[sl, :part.shape[1]] = np.where(np.isfinite(sel_a), sel_c, -1)
         kw[sl, :part.shape[1]] = np.where(np.isfinite(sel_a), sel_a, 0.0)
-    return kk, kw, rest
+    catalog = (np.r_[0, np.cumsum(cat_len)].astype(np.int64),
+               np.concatenate(cat_car) if cat_car else np.zeros(0, dtype=np.int32),
+               np.concatenate(cat_a) if cat_a else np.zeros(0))
+    return kk, kw, rest, catalog
 
 
 def zone_regions(index: NetworkIndex, regions: int) -> IntArray:

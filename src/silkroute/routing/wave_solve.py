@@ -1,4 +1,6 @@
-"""Wave solver: Lagrangian bound over region blocks, regret repair and local improvement."""
+"""Wave solver: prices from the smoothed Lagrangian dual over region blocks, column
+generation over the option catalog, the full problem's Lagrangian bound, regret repair and
+local improvement."""
 
 from __future__ import annotations
 
@@ -26,18 +28,8 @@ class RegionBlock:
     cost: FloatArray
     car: npt.NDArray[np.int32]
     loc: npt.NDArray[np.int32]
-    rest_lb: FloatArray
     n_car: int
     n_loc: int
-
-
-@dataclass
-class StepResult:
-    """A region's Lagrangian subproblem at given prices: its value and resource loads."""
-
-    value: float
-    car_load: IntArray
-    loc_load: IntArray
 
 
 def region_blocks(problem: WaveProblem) -> list[RegionBlock]:
@@ -46,47 +38,44 @@ def region_blocks(problem: WaveProblem) -> list[RegionBlock]:
     for r in range(problem.regions):
         rows = np.flatnonzero(problem.region == r).astype(np.int64)
         out.append(RegionBlock(r, rows, problem.cost[rows], problem.car[rows],
-                               problem.loc[rows], problem.rest_lb[rows],
+                               problem.loc[rows],
                                len(problem.car_cap), len(problem.loc_cap)))
     return out
 
 
-def _priced_choice(block: RegionBlock, lam: FloatArray, mu: FloatArray
-                   ) -> tuple[IntArray, FloatArray]:
-    priced = block.cost + lam[block.car] + mu[block.loc]
-    choice = np.argmin(priced, axis=1)
-    best = np.take_along_axis(priced, choice[:, None], axis=1)[:, 0]
-    return choice.astype(np.int64), best
+@dataclass
+class SmoothResult:
+    """A region's smoothed subproblem at given prices: its value and expected loads."""
+
+    value: float
+    car_load: FloatArray
+    loc_load: FloatArray
 
 
-def region_step(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> StepResult:
-    """Each order takes its cheapest option at priced cost (cost + carrier and location
-    prices); an order whose left-out options may be cheaper counts their lower bound and no
-    load. Deterministic: the value is summed in row order."""
-    priced = block.cost + lam[block.car] + mu[block.loc]
-    choice = np.argmin(priced, axis=1)
-    best = np.take_along_axis(priced, choice[:, None], axis=1)[:, 0]
-    use = best <= block.rest_lb
-    value = float(np.minimum(best, block.rest_lb).sum())
-    rows = np.flatnonzero(use)
-    car = block.car[rows, choice[rows]].astype(np.int64)
-    loc = block.loc[rows, choice[rows]].astype(np.int64)
-    res = StepResult(value, np.bincount(car, minlength=block.n_car).astype(np.int64),
-                     np.bincount(loc, minlength=block.n_loc).astype(np.int64))
-    return res
+def region_smooth(block: RegionBlock, lam: FloatArray, mu: FloatArray, tau: float,
+                  overflow: float) -> SmoothResult:
+    """The entropy-smoothed subproblem: each order spreads over its options with weights
+    exp(-priced cost / tau) (normalised), and is worth the soft minimum
+    -tau log sum exp(-priced / tau), which lies within tau log(width) under the hard one.
+    Its value is a smooth concave function of the prices whose gradient is the expected
+    load, so a quasi-Newton method can climb it (the hard Lagrangian is piecewise linear,
+    and subgradient steps on it stall). Each order may also overflow (no capacity used) at
+    its cheapest cost plus `overflow`, which caps the prices where the table cannot fit the
+    capacities (a sample's scaled capacities, say). Rows without any option are skipped."""
+    from silkroute.routing.wave_kernels import smooth_rows
 
-
-def region_choice(block: RegionBlock, lam: FloatArray, mu: FloatArray) -> IntArray:
-    """Cheapest option of every order of the block at priced cost."""
-    return _priced_choice(block, lam, mu)[0]
+    value, car_load, loc_load = smooth_rows(block.cost, block.car, block.loc, lam, mu, tau,
+                                            overflow, block.n_car, block.n_loc)
+    return SmoothResult(value, car_load, loc_load)
 
 
 class Runner(Protocol):
     """Evaluates the region subproblems: in this process or on a cluster."""
 
-    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]: ...
+    def smooth(self, lam: FloatArray, mu: FloatArray, tau: float, overflow: float
+               ) -> list[SmoothResult]: ...
 
-    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]: ...
+    def reset(self, blocks: Sequence[RegionBlock]) -> None: ...
 
 
 class LocalRunner:
@@ -95,11 +84,13 @@ class LocalRunner:
     def __init__(self, blocks: Sequence[RegionBlock]):
         self.blocks = list(blocks)
 
-    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]:
-        return [region_step(b, lam, mu) for b in self.blocks]
+    def smooth(self, lam: FloatArray, mu: FloatArray, tau: float, overflow: float
+               ) -> list[SmoothResult]:
+        return [region_smooth(b, lam, mu, tau, overflow) for b in self.blocks]
 
-    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]:
-        return [region_choice(b, lam, mu) for b in self.blocks]
+    def reset(self, blocks: Sequence[RegionBlock]) -> None:
+        """New blocks (the table gained columns)."""
+        self.blocks = list(blocks)
 
 
 class DaskRunner:
@@ -109,31 +100,39 @@ class DaskRunner:
     def __init__(self, client: Any, blocks: Sequence[RegionBlock], token: str = "wave"):
         self.client = client
         self.token = token
+        self.calls = 0
+        self.futures: list[Any] = []
+        self.reset(blocks)
+
+    def reset(self, blocks: Sequence[RegionBlock]) -> None:
+        """Scatter new blocks (the table gained columns), dropping the old ones."""
+        client = self.client
+        if self.futures:
+            client.cancel(self.futures)
         workers = sorted(client.ncores())
         if workers:  # round robin, so every worker holds regions
             self.futures = [client.scatter(b, workers=[workers[r % len(workers)]], hash=False)
                             for r, b in enumerate(blocks)]
         else:
             self.futures = client.scatter(list(blocks), hash=False)
-        self.calls = 0
 
-    def _map(self, fn: Callable[..., Any], lam: FloatArray, mu: FloatArray) -> list[Any]:
+    def _map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         self.calls += 1
-        futs = [self.client.submit(fn, f, lam, mu, pure=False,
+        futs = [self.client.submit(fn, f, *args, pure=False,
                                    key=f"{self.token}-{fn.__name__}-{self.calls}-{r}")
                 for r, f in enumerate(self.futures)]
         return list(self.client.gather(futs))
 
-    def step(self, lam: FloatArray, mu: FloatArray) -> list[StepResult]:
-        return self._map(region_step, lam, mu)
+    def smooth(self, lam: FloatArray, mu: FloatArray, tau: float, overflow: float
+               ) -> list[SmoothResult]:
+        return self._map(region_smooth, lam, mu, tau, overflow)
 
-    def choice(self, lam: FloatArray, mu: FloatArray) -> list[IntArray]:
-        return self._map(region_choice, lam, mu)
 
 
 @dataclass
 class WavePlan:
-    """A wave plan: the option each order takes, its cost, a lower bound and the gap."""
+    """A wave plan: the option each order takes (a column of `table`), its cost, a lower
+    bound for the full problem and the gap."""
 
     choice: IntArray
     cost: float
@@ -145,6 +144,8 @@ class WavePlan:
     car_price: FloatArray
     loc_price: FloatArray
     history: list[dict[str, float]] = field(default_factory=list)
+    #: the problem `choice` indexes: the input's table plus the generated columns
+    table: WaveProblem | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"cost": round(self.cost, 2), "lower_bound": round(self.lower_bound, 2),
@@ -330,127 +331,179 @@ def improve(problem: WaveProblem, x: IntArray, rounds: int = 6) -> IntArray:
     return x
 
 
-def _primal(problem: WaveProblem, runner: Runner, blocks_rows: list[IntArray],
-            lam: FloatArray, mu: FloatArray) -> tuple[IntArray, bool]:
-    choice = np.zeros(problem.n, dtype=np.int64)
-    for rows, ch in zip(blocks_rows, runner.choice(lam, mu), strict=True):
-        choice[rows] = ch
+def _primal(problem: WaveProblem, lam: FloatArray, mu: FloatArray) -> tuple[IntArray, bool]:
+    """A plan from prices: every order on its cheapest priced option, repaired to fit the
+    capacities (`repair`), then improved at real cost (`improve`)."""
     priced = problem.cost + lam[problem.car] + mu[problem.loc]
+    choice = np.argmin(priced, axis=1).astype(np.int64)
     x, ok = repair(problem, choice, priced)
     if ok:
         x = improve(problem, x)
     return x, ok and problem.is_feasible(x)
 
 
+def lagrangian_bound(problem: WaveProblem, lam: FloatArray, mu: FloatArray
+                     ) -> tuple[float, FloatArray]:
+    """The Lagrangian value at prices λ ≥ 0, μ ≥ 0 — a lower bound on the cost of every
+    plan of the full problem — and each order's cheapest priced option in the table.
+
+    Each order counts the cheaper of its table's best priced option and a lower bound on the
+    priced cost of every option of the full problem (the catalog's `rest_bound`, priced; or
+    the unpriced `rest_lb` when there is no catalog: prices are ≥ 0, so it stays below)."""
+    priced = problem.cost + lam[problem.car] + mu[problem.loc]
+    best = priced.min(axis=1)
+    rest = problem.catalog.rest_bound(lam, mu) if problem.catalog is not None \
+        else problem.rest_lb
+    value = float(np.minimum(best, rest).sum())
+    return value - float(lam @ problem.car_cap) - float(mu @ problem.loc_cap), best
+
+
+#: an order's overflow option in the smoothed dual costs its cheapest option plus this many
+#: times the median cheapest cost (prices never need to be that high where the table fits)
+OVERFLOW = 4.0
+
+
+class _Budget:
+    """Evaluations of the smoothed dual and seconds left to a solve."""
+
+    def __init__(self, time_limit: float, max_evaluations: int) -> None:
+        self.started = time.monotonic()
+        self.time_limit = time_limit
+        self.max_evaluations = max_evaluations
+        self.evals = 0
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def spent(self) -> bool:
+        return self.seconds() > self.time_limit or self.evals >= self.max_evaluations
+
+
+def _climb(table: WaveProblem, runner: Runner, x: FloatArray, taus: Sequence[float],
+           overflow: float, stage_iterations: int, budget: _Budget) -> FloatArray:
+    """Prices: L-BFGS-B on the entropy-smoothed dual of `table` (orders may overflow at
+    their cheapest cost + `overflow`), one stage per smoothing width in `taus`, each
+    warm-started from the last."""
+    from scipy.optimize import minimize
+
+    n_car = len(table.car_cap)
+    caps = np.concatenate((table.car_cap, table.loc_cap)).astype(np.float64)
+
+    def neg_dual(xv: FloatArray, tau: float) -> tuple[float, FloatArray]:
+        budget.evals += 1
+        value = 0.0
+        load = np.zeros(len(caps))
+        for r in runner.smooth(xv[:n_car], xv[n_car:], tau, overflow):
+            value += r.value
+            load[:n_car] += r.car_load
+            load[n_car:] += r.loc_load
+        return -(value - float(xv @ caps)), caps - load
+
+    bounds = [(0.0, None)] * len(caps)
+    for tau in taus:
+        if budget.spent():
+            break
+        left = budget.max_evaluations - budget.evals
+        res = minimize(neg_dual, x, args=(tau,), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": max(1, min(stage_iterations, left)),
+                                "maxfun": max(1, left), "maxcor": 20})
+        x = np.maximum(res.x, 0.0)
+    return x
+
+
 def solve_wave(
     problem: WaveProblem, runner: Runner | None = None, *, time_limit: float = 240.0,
-    target_gap: float = 0.5, max_iterations: int = 600, primal_every: int = 40,
-    scaled: bool = False, patience: int = 15, method: str = "rprop", eta0: float = 0.05,
+    target_gap: float = 0.5, max_iterations: int = 3000, rounds: int = 12,
+    taus: Sequence[float] = (0.01, 0.003, 0.001, 0.0003), max_columns: int = 3,
+    stage_iterations: int = 50, warm_start_orders: int = 10_000,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> WavePlan:
-    """Lagrangian relaxation of every carrier and location capacity, a repaired plan from the
-    best prices every `primal_every` iterations, and a stop at `target_gap` percent,
-    `max_iterations` or `time_limit` seconds (only the time limit depends on the machine:
-    within it, the result is fixed by the problem, whatever the runner).
+    """Prices from the smoothed Lagrangian dual, column generation over the catalog, a
+    repaired plan, and the Lagrangian bound of the full problem.
 
-    Price updates: `method="rprop"` (default) moves each price by its own step in the
-    direction of its resource's excess, the step growing × 1.2 while the sign holds and
-    halving when it flips (`eta0` × the median cheapest cost to start); `"polyak"` takes
-    subgradient steps of Polyak length towards the best plan's cost (θ halved after
-    `patience` iterations without a better bound; directions deflected by the previous one,
-    optionally `scaled` by 1 / capacity)."""
-    started = time.monotonic()
-    blocks_rows = [np.flatnonzero(problem.region == r) for r in range(problem.regions)]
+    1. Prices (`_climb`): L-BFGS-B (SciPy) on the entropy-smoothed dual of the table
+       (`region_smooth` over the region blocks, summed in region order), the smoothing
+       width decreasing over `taus` (fractions of the median cheapest cost).
+    2. Bound: the hard Lagrangian at those prices over the full problem
+       (`lagrangian_bound`), kept when it improves.
+    3. Columns: each order for which the catalog holds options cheaper at those prices
+       than its table's best gets up to `max_columns` of them as new columns
+       (`OptionCatalog.price_out`); then back to 1 with the two smallest widths, for at
+       most `rounds` rounds, until no order gains a column.
+    4. Plan: each round's prices give a repaired, improved plan (`_primal`); the cheapest
+       is kept.
+    A wave of more than 2 × `warm_start_orders` orders first runs steps 1 and 3 on every
+    k-th order alone (about `warm_start_orders` of them, capacities scaled by their
+    share): prices and columns for the whole wave from a tenth of the work. That runs in
+    this process whatever the runner.
+    It stops at `target_gap` percent, after `max_iterations` evaluations of the smoothed
+    dual in all, or at `time_limit` seconds. Within those limits the result depends only on
+    the problem, not on the runner (regions are summed in a fixed order)."""
+    budget = _Budget(time_limit, max_iterations)
+    table = problem
     if runner is None:
-        runner = LocalRunner(region_blocks(problem))
+        runner = LocalRunner(region_blocks(table))
     n_car, n_loc = len(problem.car_cap), len(problem.loc_cap)
-    lam = np.zeros(n_car)
-    mu = np.zeros(n_loc)
-    best_lb, best_lam, best_mu = -math.inf, lam.copy(), mu.copy()
-    best_x: IntArray | None = None
-    best_cost = math.inf
-    theta = 1.0
-    since_improve = 0
-    d_car = np.zeros(n_car)
-    d_loc = np.zeros(n_loc)
-    history: list[dict[str, float]] = []
-    it = 0
-    # scaled subgradient: a resource moves by its excess relative to its capacity
-    w_car = 1.0 / np.maximum(problem.car_cap, 1) if scaled else np.ones(n_car)
-    w_loc = 1.0 / np.maximum(problem.loc_cap, 1) if scaled else np.ones(n_loc)
     scale = max(1.0, float(np.median(problem.cost[:, 0])) if problem.n else 1.0)
-    eta_car = np.full(n_car, eta0 * scale)
-    eta_loc = np.full(n_loc, eta0 * scale)
-    prev_car = np.zeros(n_car)
-    prev_loc = np.zeros(n_loc)
-    while True:
-        if it % primal_every == 0 or it == max_iterations:
-            x, ok = _primal(problem, runner, blocks_rows, best_lam if it else lam,
-                            best_mu if it else mu)
-            if ok:
-                c = problem.objective(x)
-                if c < best_cost:
-                    best_cost, best_x = c, x
-        res = runner.step(lam, mu)
-        value = 0.0
-        car_load = np.zeros(n_car, dtype=np.int64)
-        loc_load = np.zeros(n_loc, dtype=np.int64)
-        for r in res:
-            value += r.value
-            car_load += r.car_load
-            loc_load += r.loc_load
-        lb = value - float(lam @ problem.car_cap) - float(mu @ problem.loc_cap)
-        if lb > best_lb + 1e-9 * abs(lb):
-            if lb > best_lb + 1e-6 * abs(lb):
-                since_improve = 0
-            best_lb, best_lam, best_mu = lb, lam.copy(), mu.copy()
-        else:
-            since_improve += 1
-        gap = gap_percent(best_cost, best_lb)
-        entry = {"iteration": it, "bound": best_lb, "cost": best_cost, "gap": gap,
-                 "theta": theta, "seconds": time.monotonic() - started}
+    widths = [t * scale for t in taus]
+    x = np.zeros(n_car + n_loc)
+    history: list[dict[str, float]] = []
+
+    def report(entry: dict[str, float]) -> None:
         history.append(entry)
         if progress is not None:
             progress(entry)
-        if gap <= target_gap or it >= max_iterations or \
-                time.monotonic() - started > time_limit:
+
+    first = widths
+    step = problem.n // warm_start_orders if warm_start_orders > 0 else 0
+    if problem.catalog is not None and step >= 2:
+        sample = problem.subset(np.arange(0, problem.n, step))
+        sample_runner = LocalRunner(region_blocks(sample))
+        for rnd in range(rounds):
+            x = _climb(sample, sample_runner, x, widths if rnd == 0 else widths[-2:],
+                       OVERFLOW * scale, stage_iterations, budget)
+            lam, mu = x[:n_car], x[n_car:]
+            best = (sample.cost + lam[sample.car] + mu[sample.loc]).min(axis=1)
+            assert sample.catalog is not None
+            _, columns = sample.catalog.price_out(lam, mu, best, 1e-6 * scale)
+            added = sum(len(c[0]) for c in columns[:max_columns])
+            report({"iteration": budget.evals, "round": rnd, "sample": len(sample.cost),
+                    "columns_added": added, "seconds": budget.seconds()})
+            if not added or budget.spent():
+                break
+            sample = sample.with_columns(columns[:max_columns])
+            sample_runner.reset(region_blocks(sample))
+        first = widths[-2:]
+    best_lb, best_lam, best_mu = -math.inf, np.zeros(n_car), np.zeros(n_loc)
+    best_x: IntArray | None = None
+    best_cost = math.inf
+    for rnd in range(max(1, rounds)):
+        if rnd or step < 2 or table.catalog is None:
+            x = _climb(table, runner, x, first if rnd == 0 else widths[-2:],
+                       OVERFLOW * scale, stage_iterations, budget)
+        lam, mu = x[:n_car], x[n_car:]
+        lb, best = lagrangian_bound(table, lam, mu)
+        if lb > best_lb:
+            best_lb, best_lam, best_mu = lb, lam.copy(), mu.copy()
+        if rnd or step < 2 or table.catalog is None:
+            plan, ok = _primal(table, lam, mu)
+            if ok and table.objective(plan) < best_cost:
+                best_cost, best_x = table.objective(plan), plan
+        gap = gap_percent(best_cost, best_lb)
+        added = 0
+        if table.catalog is not None and gap > target_gap and not budget.spent() \
+                and rnd + 1 < rounds:
+            _, columns = table.catalog.price_out(lam, mu, best, 1e-6 * scale)
+            columns = columns[:max_columns]
+            added = sum(len(c[0]) for c in columns)
+            if added:
+                table = table.with_columns(columns)
+                runner.reset(region_blocks(table))
+        report({"iteration": budget.evals, "round": rnd, "bound": best_lb, "cost": best_cost,
+                "gap": gap, "columns_added": added, "seconds": budget.seconds()})
+        if not added:
             break
-        if since_improve >= patience:
-            theta = max(theta / 2.0, 1e-4)
-            since_improve = 0
-        g_car = (car_load - problem.car_cap).astype(np.float64)
-        g_loc = (loc_load - problem.loc_cap).astype(np.float64)
-        g_car = np.where((lam <= 0) & (g_car < 0), 0.0, g_car)
-        g_loc = np.where((mu <= 0) & (g_loc < 0), 0.0, g_loc)
-        if not g_car.any() and not g_loc.any():
-            break  # the priced choice is feasible: the bound is tight for it
-        if method == "rprop":
-            # per-price step lengths: grow while the excess keeps its sign, shrink on a flip
-            s_car = np.sign(g_car)
-            s_loc = np.sign(g_loc)
-            eta_car = np.clip(np.where(s_car * prev_car > 0, eta_car * 1.2,
-                                       np.where(s_car * prev_car < 0, eta_car * 0.5, eta_car)),
-                              1e-4 * scale, 0.2 * scale)
-            eta_loc = np.clip(np.where(s_loc * prev_loc > 0, eta_loc * 1.2,
-                                       np.where(s_loc * prev_loc < 0, eta_loc * 0.5, eta_loc)),
-                              1e-4 * scale, 0.2 * scale)
-            prev_car, prev_loc = s_car, s_loc
-            lam = np.maximum(0.0, lam + eta_car * s_car)
-            mu = np.maximum(0.0, mu + eta_loc * s_loc)
-        else:
-            d_car = g_car * w_car + 0.3 * d_car
-            d_loc = g_loc * w_loc + 0.3 * d_loc
-            norm = float(g_car @ d_car + g_loc @ d_loc)
-            target = best_cost if math.isfinite(best_cost) else lb + 0.05 * scale * problem.n
-            step = theta * max(target - lb, 1e-3 * scale) / norm
-            lam = np.maximum(0.0, lam + step * d_car)
-            mu = np.maximum(0.0, mu + step * d_loc)
-        it += 1
-    if best_x is None or it % primal_every:
-        x, ok = _primal(problem, runner, blocks_rows, best_lam, best_mu)
-        if ok and problem.objective(x) < best_cost:
-            best_cost, best_x = problem.objective(x), x
     feasible = best_x is not None
-    choice = best_x if best_x is not None else np.zeros(problem.n, dtype=np.int64)
-    return WavePlan(choice, best_cost, best_lb, gap_percent(best_cost, best_lb), feasible, it,
-                    time.monotonic() - started, best_lam, best_mu, history)
+    choice = best_x if best_x is not None else np.zeros(table.n, dtype=np.int64)
+    return WavePlan(choice, best_cost, best_lb, gap_percent(best_cost, best_lb), feasible,
+                    budget.evals, budget.seconds(), best_lam, best_mu, history, table)

@@ -76,7 +76,7 @@ def run_wave(
         "seed": seed,
         "workers": workers,
         "scheduler": scheduler,
-        "bound_scope": "full option set (left-out options bounded below per order)",
+        "bound_scope": "full option set (every option priced through the catalog)",
         "problem": problem.info,
     }
 

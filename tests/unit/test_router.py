@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,15 +12,19 @@ from routing_tinynet import DAY, network, order
 
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
-from silkroute.routing.cost import CostModel
+from silkroute.routing.cost import CostModel, OpportunityCosts
 from silkroute.routing.index import build_index
 from silkroute.routing.router import (
+    _INF,
     CAPACITY_EXHAUSTED,
     NO_CARRIER,
     NO_STOCK,
+    _Pricer,
     apply_plan,
     check_feasible,
+    resolve,
     route_order,
+    stock_sources,
 )
 from silkroute.sim.demand import DemandSpec, generate_day
 from silkroute.sim.network import NetworkSpec, generate_network
@@ -155,3 +160,103 @@ def test_plans_are_feasible_and_explained(start: int, squeeze: int) -> None:
             assert alt.cost >= plan.cost.total - 1e-6
         apply_plan(plan, _INDEX, cap)
     assert (cap.stock >= 0).all() and (cap.car_left >= 0).all() and (cap.loc_left >= 0).all()
+
+
+# ---- shadow prices: the priced scan against brute force ------------------------------
+def test_carrier_price_moves_the_plan_to_the_dearer_carrier() -> None:
+    # given a price of 1,200 per parcel on the cheap local carrier (a re-plan's dual)
+    index = build_index(network())
+    opp = OpportunityCosts.zeros(index)
+    opp.carrier[index.car_pos[1]] = 1_200.0
+    opp.refresh()
+    # when a standard order to Beta arrives at 10:00
+    plan = route_order(order([(1, 1)]), index, CapacityState.fresh(index), MODEL, opp)
+    # then Alpha + national (3,100 + 500) beats Alpha + cheap local (2,000 + 500 + 1,200)
+    (p,) = plan.parcels
+    assert (p.location_id, p.carrier_id) == (1, 2)
+    assert plan.cost.total == pytest.approx(3_600.0)
+    assert plan.cost.opportunity == 0.0
+    assert [(a.parcels, round(a.cost)) for a in plan.alternatives] == [
+        (((1, 1),), 3700), (((2, 2),), 3900)]
+    # and when the price is dropped (refresh), the cheap local carrier is back
+    opp.carrier[:] = 0.0
+    opp.refresh()
+    again = route_order(order([(1, 1)]), index, CapacityState.fresh(index), MODEL, opp)
+    assert [(q.location_id, q.carrier_id) for q in again.parcels] == [(1, 1)]
+    assert again.cost.total == pytest.approx(2_500.0)
+
+
+def _brute_force(pr: _Pricer, lp: int, weight: float, base: float,
+                 opp: np.ndarray) -> list[tuple[float, int]]:
+    """Every carrier able to take the parcel, (total, carrier) by total: fee, lateness,
+    scarcity and price, each worked out from the index arrays, no route or view."""
+    ctx = pr.ctx
+    zf = int(_INDEX.loc_zone[lp])
+    band = int(_INDEX.loc_band[lp, ctx.zone])
+    closes = float(_INDEX.loc_closes[lp])
+    out = []
+    for c in _INDEX.pair_carriers(zf, ctx.zone).tolist():
+        fee = float(_INDEX.car_fee[c, band])
+        left = int(pr.cap.car_left[c])
+        if not np.isfinite(fee) or left <= 0 or weight > _INDEX.car_maxw[c]:
+            continue
+        today = ctx.hour < _INDEX.car_cutoff[c] and ctx.hour < closes
+        days = ctx.promise - (0 if today else 1)
+        p = float(_INDEX.car_cdf[c, band, min(days, _INDEX.car_cdf.shape[2] - 1)]) \
+            if days >= 0 else 0.0
+        u = 1.0 - left / max(int(_INDEX.car_capacity[c]), 1)
+        total = (base + fee + _INDEX.car_perkg[c] / 1000.0 * weight
+                 + ctx.penalty * (1.0 - p) + ctx.scarcity * u ** 4 + float(opp[c]))
+        out.append((total, c))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("hour", [9.0, 15.5, 19.5, 23.5])
+def test_priced_scan_is_the_brute_force_best(hour: float) -> None:
+    # given carrier prices on a third of the carriers, high on the cheap ones (so the
+    # scan's order and bounds differ most from the unpriced ones), a day half used
+    # (scarcity) and a few carriers used up
+    rng = np.random.default_rng(7)
+    opp = OpportunityCosts.zeros(_INDEX)
+    n = _INDEX.n_carriers
+    priced = rng.choice(n, n // 3, replace=False)
+    opp.carrier[priced] = np.round(rng.uniform(0.0, 2_000.0, len(priced)), 2)
+    opp.refresh()
+    cap = CapacityState.fresh(_INDEX)
+    cap.car_left[:] = cap.car_left * rng.uniform(0.05, 1.0, n)
+    cap.car_left[rng.choice(n, 10, replace=False)] = 0
+    checked = moved = 0
+    for req in _ORDERS[:40]:
+        ctx = resolve(req, _INDEX, MODEL)
+        ctx.hour = hour  # evening: many cut-offs have passed; some locations closed
+        pr = _Pricer(_INDEX, ctx, cap, opp)
+        assert pr.opp_car is not None
+        locs = stock_sources(ctx, _INDEX, cap)[0][0]
+        line_w = float(ctx.lines[0][1] * ctx.lines[0][2])
+        for lp in list(locs)[:6]:
+            base = pr.loc_base(lp)
+            for weight in (150.0, 1_000.0, 4_500.0, 18_000.0, line_w):
+                want = _brute_force(pr, lp, weight, base, opp.carrier)
+                unpriced = _brute_force(pr, lp, weight, base, 0.0 * opp.carrier)
+                moved += bool(want) and want[0][1] != unpriced[0][1]
+                t1, c1, t2, c2 = pr.best(lp, weight, base, _INF)
+                if not want:
+                    assert c1 == -1
+                    continue
+                # then the best carrier and cost, and the next best cost, are brute force's
+                assert t1 == pytest.approx(want[0][0], abs=1e-6)
+                if len(want) == 1 or want[1][0] - want[0][0] > 1e-6:
+                    assert c1 == want[0][1]
+                if len(want) > 1:
+                    assert t2 == pytest.approx(want[1][0], abs=1e-6)
+                # and `best1` under a threshold finds it only when it is below it
+                assert pr.best1(lp, weight, base, want[0][0] + 1.0)[1] == c1
+                assert pr.best1(lp, weight, base, want[0][0] - 1.0)[1] == -1
+                # and the parcel's cost breakdown adds up to the same total
+                if weight == line_w:
+                    parcel = pr.parcel(lp, c1, [0], [ctx.lines[0][1]], 0.0)
+                    assert parcel.cost.total == pytest.approx(t1)
+                    assert parcel.cost.opportunity >= float(opp.carrier[c1])
+                checked += 1
+    assert checked > 300
+    assert moved > 20  # the prices do change the best carrier, often

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,14 +95,21 @@ class OpportunityCosts:
     carrier: np.ndarray
     stock: np.ndarray
     active: bool = field(default=False)
+    # What the router builds with these carrier prices folded in (per scenario, the routes'
+    # priced views and the carriers' priced records: see `NetworkIndex.priced_view`): built
+    # on first use or by `PricedRouter.set_prices`, dropped by `refresh` — the carrier
+    # prices must not change without it.
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def zeros(cls, index: NetworkIndex) -> OpportunityCosts:
         return cls(np.zeros(index.n_carriers), np.zeros(len(index.stock0)), False)
 
     def refresh(self) -> None:
-        """Call after writing prices so the router starts charging them."""
+        """Call after writing prices so the router starts charging them (and stops using
+        views built with the previous carrier prices)."""
         self.active = bool(self.carrier.any() or self.stock.any())
+        self.cache.clear()
 
 
 def on_time_probability(index: NetworkIndex, loc: int, car: int | None, zone: int,

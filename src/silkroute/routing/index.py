@@ -38,6 +38,15 @@ Rec = tuple[int, float, float, float, float, float, float]
 # penalty x P(late) and the least fee per gram of the carriers from that position on (a
 # lower bound of all of them, for any weight and hour).
 View = tuple[tuple[Rec, ...], Any, Any]
+# A carrier of a route seen with shadow prices (`NetworkIndex.priced_view`): its `Rec`, then
+# its shadow price per parcel and its rank in the route's `View` (the order a scan without
+# prices visits the route in, which breaks ties between carriers of equal cost).
+PRec = tuple[int, float, float, float, float, float, float, float, int]
+# A route seen with shadow prices at one hour class: its carriers' `PRec`s by their sort key
+# (fee + penalty x P(late) + price of a parcel of W_REF handed over at that hour), per
+# position the least fee + penalty x P(late) + price and the least fee per gram from there
+# on (at the first position, those of `View`, without prices), and the sort keys.
+PricedView = tuple[tuple[PRec, ...], Any, Any, Any]
 W_REF = 1_000.0
 EAGER_ROUTES = 60_000  # build every route with the index when there are at most this many
 _DOM_BLOCK = 1 << 18  # pairs compared at once by `_dominated`
@@ -213,6 +222,9 @@ class NetworkIndex:
     # (penalty, promise) -> route key x 2 + closed -> (the route, its view)
     _views: dict[tuple[float, int], dict[int, tuple[Route, View]]] = field(
         default_factory=dict, repr=False)
+    # (penalty, promise, band, closed) -> per carrier, its rank in `view`'s order
+    _ranks: dict[tuple[float, int, int, bool], np.ndarray] = field(
+        default_factory=dict, repr=False)
     # route key -> (carriers serving it with a fee, their fees, their dominance columns)
     _dom: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False)
@@ -355,6 +367,110 @@ class NetworkIndex:
         bsuf = np.minimum.accumulate(b[::-1])[::-1]
         return (tuple(map(recs.__getitem__, idx[order].tolist())),
                 array("d", asuf.tolist()), array("d", bsuf.tolist()))
+
+    def car_ranks(self, penalty: float, promise: int, band: int, closed: bool) -> np.ndarray:
+        """Per carrier, its rank in the order `view` puts any route's carriers in for this
+        scenario, band and closing: by fee + penalty x P(late) for a parcel of W_REF (the
+        same floats), then by fee in the band and position (the route's order, in which
+        that sort is stable). Cached; prices do not enter it."""
+        key = (penalty, promise, band, closed)
+        got = self._ranks.get(key)
+        if got is None:
+            today, tomorrow = self.scenario_arrays(penalty, promise)
+            n = self.n_carriers
+            w = (tomorrow if closed else today)[band] + self.car_perkg / 1000.0 * W_REF
+            order = np.lexsort((np.arange(n), self.car_fee[:, band], w))
+            got = self._ranks[key] = np.empty(n, dtype=np.int64)
+            got[order] = np.arange(n)
+        return got
+
+    def priced_records(self, penalty: float, promise: int, band: int, closed: bool,
+                       price: np.ndarray, cache: dict[Any, Any]) -> np.ndarray:
+        """Per carrier (an object array), its `PRec` with the shadow prices `price` for this
+        scenario, band and closing; cached in `cache`, which belongs to the prices (see
+        `OpportunityCosts.cache`)."""
+        key = ("records", penalty, promise, band, closed)
+        got = cache.get(key)
+        if got is None:
+            recs = self.records(penalty, promise)[band]
+            rank = self.car_ranks(penalty, promise, band, closed)
+            got = cache[key] = np.fromiter(
+                (r + (p, k) for r, p, k in zip(recs, price.tolist(), rank.tolist(),
+                                                strict=True)),
+                dtype=object, count=len(recs))
+        return got
+
+    def warm_priced(self, scenarios: list[tuple[float, int]], price: np.ndarray,
+                    cache: dict[Any, Any]) -> None:
+        """Build `priced_records` for each (penalty, promise) scenario, band and closing
+        ahead (when the prices are set, off the decision path): a few milliseconds each
+        time the prices change, which would otherwise fall on a few dozen decisions."""
+        for pen, promise in dict.fromkeys(scenarios):
+            for band in range(self.car_fee.shape[1]):
+                for closed in (False, True):
+                    self.priced_records(pen, promise, band, closed, price, cache)
+
+    def priced_view(self, route: Route, band: int, penalty: float, promise: int,
+                    closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any]
+                    ) -> PricedView:
+        """The route as `view` sees it, with the carriers' shadow prices `price` (per parcel,
+        by carrier position) folded in, for a router that charges them, for parcels handed
+        over at `hour` (inf once the location has closed).
+
+        A price can make a carrier that is cheap without it dear, so the `view` bounds (which
+        ignore prices) would let a scan run through most of the route; so do the carriers
+        whose cut-off has passed at `hour` (they pick up tomorrow: more lateness than `view`
+        bounds them by), most of them in the evening peak. Here the carriers are sorted by
+        their cost with the price for a parcel of W_REF handed over at `hour`, with per
+        position the suffix minima of fee + penalty x P(late) + price at that hour and of
+        fee per gram, so a scan can bound what is left from a position on by the key there
+        and those minima (see `_Pricer._best_priced`) and stop after the few carriers that
+        can still win. The view only depends on the hour through which cut-offs have passed
+        (its class among the cut-off levels). Each record carries the carrier's rank in
+        `view`'s order (`car_ranks`), so a scan can break ties between carriers of equal cost
+        exactly as the scan of `view` would (the earlier one wins). The first position's
+        minima are `view`'s (the least fee and fee per gram, without prices or passed
+        cut-offs: a lower bound, since prices are >= 0), so the location bounds read from
+        them (`_Pricer.ship_bound`, `_best_single`) are the same as without the fold. Prices
+        are constant between re-plans: the router caches these views with the prices, in
+        `cache` (`OpportunityCosts.cache`)."""
+        if not route:
+            return (), [], [], []
+        prec = self.priced_records(penalty, promise, band, closed, price, cache)
+        hc = len(self._cutoff_levels()) + 1 if closed else \
+            bisect.bisect_right(self._cutoff_levels(), hour)
+        key = ("columns", penalty, promise, band, hc)
+        got = cache.get(key)
+        if got is None:
+            got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
+                                                    price)
+        pos, ap, b, k, a_view = got
+        idx = np.fromiter(route, dtype=np.int64, count=len(route))
+        idx = idx[pos[idx].argsort()]
+        asuf = np.minimum.accumulate(ap[idx][::-1])[::-1]
+        bsuf = np.minimum.accumulate(b[idx][::-1])[::-1]
+        asuf[0] = min(float(a_view[idx].min()), float(asuf[0]))  # `view`'s (prices >= 0)
+        # (plain lists: a priced view lives until the next re-plan, and lists are quicker
+        # to build and to scan than `array`s)
+        return (tuple(prec[idx].tolist()), asuf.tolist(), bsuf.tolist(), k[idx].tolist())
+
+    def _priced_columns(self, penalty: float, promise: int, band: int, closed: bool,
+                        hour: float, price: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What `priced_view` reads per carrier for one scenario, band and hour class: its
+        position in the order of all carriers by (sort key, rank in `view`), fee + penalty x
+        P(late) + price as handed over at `hour`, fee per gram, the sort key (that + fee per
+        gram x W_REF), and fee + penalty x P(late) as `view` has it."""
+        today, tomorrow = self.scenario_arrays(penalty, promise)
+        a_view = (tomorrow if closed else today)[band]
+        late = self.car_cutoff <= hour  # picked up tomorrow (all once closed)
+        ap = np.where(late, tomorrow[band], a_view) + price
+        b = self.car_perkg / 1000.0
+        k = ap + b * W_REF
+        order = np.lexsort((self.car_ranks(penalty, promise, band, closed), k))
+        pos = np.empty(len(k), dtype=np.int64)
+        pos[order] = np.arange(len(k))
+        return pos, ap, b, k, a_view
 
     def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
         """`scenario` as (bands, carriers) arrays."""
@@ -505,6 +621,7 @@ class NetworkIndex:
         state["_recs"] = {}
         state["_views"] = {}
         state["_dom"] = {}
+        state["_ranks"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from silkroute.routing.capacity import CapacityState
-from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts, parcel_cost
+from silkroute.routing.cost import (
+    SERVICES,
+    CostBreakdown,
+    CostModel,
+    OpportunityCosts,
+    parcel_cost,
+)
 from silkroute.routing.index import NetworkIndex
 from silkroute.routing.policy import OrderRequest
 from silkroute.routing.router import (
@@ -370,6 +376,12 @@ class PricedRouter:
         self.loc_price: list[float] = (prices.location * scale).tolist()
         self.any_loc = bool(prices.location.any())
         self.opp.active = self.opp.active or self.any_loc
+        if self.opp.active:
+            # The router's per-carrier priced records for the model's services, built now
+            # (off the decision path) rather than by the first decisions after a re-plan.
+            self.index.warm_priced([(self.model.penalty(s), self.model.promise_days(s, nd))
+                                    for s in SERVICES for nd in (False, True)],
+                                   self.opp.carrier, self.opp.cache)
 
     def plan(self, ctx: OrderContext, cap: CapacityState, src: Sources) -> FulfilmentPlan:
         """Route one resolved order against `cap` (never writes it)."""

@@ -6,14 +6,14 @@ import bisect
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
-from silkroute.routing.index import NetworkIndex, Route, View
+from silkroute.routing.index import W_REF, NetworkIndex, PricedView, Route, View
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
@@ -41,6 +41,11 @@ def day_share(hour: float) -> float:
 _INF = float("inf")
 # Key in `CapacityState.tables` of the masks of carriers with capacity behind its routes.
 _LIVE = (-1.0, 0)
+# A `_Pricer.memo` entry, unpriced or priced (what `best` and `_best_priced` read).
+_Seen = tuple[View, int, float]
+_PricedSeen = tuple[PricedView, int, float]
+# Shrinks the bound coefficients of `_Pricer._best_priced` (against rounding, not to prune).
+_SHRINK = 1.0 - 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +191,18 @@ class _Pricer:
     by fee with bounds that stop the scan at the first carrier from which on none can beat
     what the scan has (or the caller's threshold). When a carrier of the route has run out
     of capacity the route is rebuilt without it for this capacity state, so the carriers it
-    dominated come back. Scarcity and shadow prices are added to the exact costs (with
-    shadow prices, dominated carriers are kept, since a price can make them cheaper)."""
+    dominated come back. Scarcity and shadow prices are added to the exact costs.
+
+    With shadow prices, dominated carriers are kept (a price can make them cheaper), and
+    the routes are seen through priced views (`NetworkIndex.priced_view`: sorted and
+    bounded with each carrier's price, cached with the prices), so a scan stops after the
+    few carriers that can still win instead of running through the ~200 of the route; see
+    `_best_priced` for why its choice is the same as a scan of the unpriced view's."""
 
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
-                 "penalty", "n_zones", "pace", "views", "memo", "cap")
+                 "penalty", "n_zones", "pace", "views", "memo", "cap", "opp_cache",
+                 "levels")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -203,12 +214,19 @@ class _Pricer:
         self.n_zones = len(self.hot.next_day)
         self.promise = ctx.promise
         self.penalty = ctx.penalty
-        views = index._views.get((ctx.penalty, ctx.promise))
+        # Views by route key, per (penalty, promise): the index's, or with shadow prices the
+        # priced views, cached with the prices (`OpportunityCosts.cache`: a re-plan makes
+        # new prices or calls `refresh`, which drops what was built with the old ones).
+        cache: dict[Any, Any] = opp.cache if opp is not None and opp.active else index._views
+        views = cache.get((ctx.penalty, ctx.promise))
         if views is None:
-            views = index._views[(ctx.penalty, ctx.promise)] = {}
-        self.views = views
+            views = cache[(ctx.penalty, ctx.promise)] = {}
+        # view key -> (the route, its `View` or `PricedView`)
+        self.views: dict[int, tuple[Route, View | PricedView]] = views
+        self.opp_cache: dict[Any, Any] = cache  # (read with shadow prices only)
+        self.levels = index._cutoff_levels()
         # location -> (its view, its route's key, the hour its carriers see: inf once closed)
-        self.memo: dict[int, tuple[View, int, float]] = {}
+        self.memo: dict[int, tuple[View | PricedView, int, float]] = {}
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.cap = cap
@@ -259,7 +277,7 @@ class _Pricer:
                 base += self.price * SHORTAGE * (1.0 - left / ahead)
         return base
 
-    def view(self, lp: int) -> tuple[View, int, float]:
+    def view(self, lp: int) -> tuple[View | PricedView, int, float]:
         """The location's route as this order's scenario sees it, the route's key, and the
         hour the carriers see (inf once the location has closed: picked up tomorrow)."""
         got = self.memo.get(lp)
@@ -270,10 +288,16 @@ class _Pricer:
         hour = self.hour
         closed = hour >= hot.loc_closes[lp]
         vkey = key * 2 + closed
+        opp = self.opp_car
+        if opp is not None:  # priced views are by hour class too (see `priced_view`)
+            vkey = vkey * 64 + (63 if closed else bisect.bisect_right(self.levels, hour))
         v = self.views.get(vkey)
         if v is None or v[0] is not route:
             v = self.views[vkey] = (route, self.index.view(
-                route, key & 3, self.penalty, self.promise, closed))
+                route, key & 3, self.penalty, self.promise, closed) if opp is None
+                else self.index.priced_view(route, key & 3, self.penalty, self.promise,
+                                            closed, _INF if closed else hour, opp,
+                                            self.opp_cache))
         got = self.memo[lp] = (v[1], key, _INF if closed else hour)
         return got
 
@@ -304,14 +328,16 @@ class _Pricer:
         With `two` False the second best is not wanted: the scan stops as soon as no
         carrier further on can beat the best found (and the second best it returns is
         whatever it met on the way)."""
+        if self.opp_car is not None:
+            return self._best_priced(lp, weight, base, thr, two)
         for attempt in (0, 1):
-            (recs, asuf, bsuf), key, hour = self.memo.get(lp) or self.view(lp)
+            got = self.memo.get(lp) or self.view(lp)
+            (recs, asuf, bsuf), key, hour = cast(_Seen, got)
             t1 = t2 = _INF
             c1 = c2 = -1
             lim = thr - base
             left_of = self.car_left
             price = self.price
-            opp = self.opp_car
             skipped = False
             for rec, a_lo, b_lo in zip(recs, asuf, bsuf, strict=True):
                 if a_lo + b_lo * weight >= lim:
@@ -326,8 +352,6 @@ class _Pricer:
                 u = 1.0 - left * inv
                 u *= u
                 t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
-                if opp is not None:
-                    t += float(opp[c])
                 if t < lim:
                     t += base
                     if t < t1:
@@ -341,6 +365,72 @@ class _Pricer:
             self._rebuild(lp, key)
         return t1, c1, t2, c2
 
+    def _best_priced(self, lp: int, weight: float, base: float, thr: float, two: bool
+                     ) -> tuple[float, int, float, int]:
+        """`best` with shadow prices, on the location's priced view.
+
+        Same answer as the scan of the unpriced view: that scan keeps a carrier when its
+        cost is below `thr` - `base` and the bound, and replaces the best only with a
+        strictly lower total, so its best is the carrier of least total (of those equal,
+        the one it meets first) and its next best the same among the rest. This scan meets
+        the carriers in another order (by cost with the price), so it compares (total, rank
+        in the unpriced view) instead of the total alone, and stops at the first position
+        whose bound + `base` exceeds the total to beat (strictly: a carrier of equal total
+        and lower rank may follow). Totals are the same floats as there (price added last).
+
+        The bound of the carriers from position j on, with A = the least fee + lateness (as
+        handed over at the order's hour) + price from j on, B = the least fee per gram, K =
+        the sort key at j (the same for W_REF grams; keys only grow): a carrier's cost for
+        w grams is at least A (1 - w/W_REF) + K w/W_REF for w <= W_REF (cost is linear in
+        the weight: between its costs at 0 and W_REF grams) and K + B (w - W_REF) above,
+        scarcity being >= 0. (This beats the unpriced view's A + B w, which lets a scan of
+        a long route run on.) The coefficients are shrunk by 1e-9 so that rounding cannot
+        lift the bound over a cost (all terms are >= 0: prices are). Its next best with
+        `two` False is whatever it met on the way, as there."""
+        if weight <= W_REF:
+            ka = weight / W_REF
+            aa, kb = (1.0 - ka) * _SHRINK, 0.0
+            ka *= _SHRINK
+        else:
+            aa, ka, kb = 0.0, _SHRINK, (weight - W_REF) * _SHRINK
+        for attempt in (0, 1):
+            got = self.memo.get(lp) or self.view(lp)
+            (recs, asuf, bsuf, keys), key, hour = cast(_PricedSeen, got)
+            t1 = t2 = _INF
+            c1 = c2 = -1
+            r1 = r2 = 0
+            cut = thr - base
+            bt = _INF  # the total to beat: the best's (or with `two` the next best's)
+            left_of = self.car_left
+            price = self.price
+            skipped = False
+            for rec, a_lo, b_lo, k in zip(recs, asuf, bsuf, keys, strict=True):
+                lb = aa * a_lo + ka * k + kb * b_lo
+                if lb >= cut or lb + base > bt:
+                    break
+                c, a_today, a_tom, cutoff, per_g, maxw, inv, o, r = rec
+                left = left_of[c]
+                if left <= 0:
+                    skipped = True
+                    continue
+                if weight > maxw:
+                    continue
+                u = 1.0 - left * inv
+                u *= u
+                t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
+                t += o
+                if t < cut:
+                    t += base
+                    if t < t1 or (t == t1 and r < r1):
+                        t2, c2, r2, t1, c1, r1 = t1, c1, r1, t, c, r
+                    elif t < t2 or (t == t2 and r < r2):
+                        t2, c2, r2 = t, c, r
+                    bt = t2 if two else t1
+            if not skipped or attempt:
+                break
+            self._rebuild(lp, key)
+        return t1, c1, t2, c2
+
     def best1(self, lp: int, weight: float, base: float, thr: float) -> tuple[float, int]:
         """`best`'s best carrier alone (the scan stops at the best's bound)."""
         t1, c1, _t2, _c2 = self.best(lp, weight, base, thr, False)
@@ -348,7 +438,8 @@ class _Pricer:
 
     def ship_bound(self, lp: int, weight: float) -> float:
         """A lower bound of shipping (fee and lateness) a parcel of `weight` from `lp`."""
-        recs, asuf, bsuf = (self.memo.get(lp) or self.view(lp))[0]
+        v = (self.memo.get(lp) or self.view(lp))[0]
+        recs, asuf, bsuf = v[0], v[1], v[2]  # (a priced view has one more field)
         if not recs:
             return _INF
         return asuf[0] + bsuf[0] * weight
@@ -575,7 +666,8 @@ def _best_single(pr: _Pricer, ctx: OrderContext, common: dict[int, float], all_i
         if cheap < _INF and len(cands) >= 2 * BIG_CANDIDATES \
                 and hot.loc_handling[lp] + cheap >= low2:
             break
-        (recs, asuf, bsuf), _key, _hour = memo.get(lp) or pr.view(lp)
+        v = (memo.get(lp) or pr.view(lp))[0]
+        recs, asuf, bsuf = v[0], v[1], v[2]  # (a priced view has one more field)
         if recs:
             base = pr.loc_base(lp) + common[lp]
             lb = asuf[0] + bsuf[0] * total_w + base

@@ -132,7 +132,7 @@ class OptionCatalog:
     def rest_bound(self, lam: FloatArray, mu: FloatArray) -> FloatArray:
         """Per order: a lower bound on the priced cost (cost + λ + μ) of every option."""
         value, _ = self._chords(lam, mu)
-        return _seg_min(value, self.inc_ptr, self.inc_order)[0]
+        return _seg_min(value, self.inc_ptr)
 
     def price_out(self, lam: FloatArray, mu: FloatArray, best: FloatArray, tol: float
                   ) -> tuple[FloatArray, list[tuple[IntArray, FloatArray, I32Array, I32Array]]]:
@@ -144,7 +144,7 @@ class OptionCatalog:
         from another incidence, and so on; each column is (rows, real cost, carrier,
         location)."""
         value, (order, w, a_lo, a_hi) = self._chords(lam, mu)
-        bound = _seg_min(value, self.inc_ptr, order)[0]
+        bound = _seg_min(value, self.inc_ptr)
         hit = np.flatnonzero(value < best[order] - tol)
         price = np.full((len(hit), 2), np.inf)
         cost = np.zeros((len(hit), 2))
@@ -176,22 +176,13 @@ class OptionCatalog:
         return bound, columns
 
 
-def _seg_min(values: FloatArray, ptr: IntArray, seg: IntArray) -> tuple[FloatArray, IntArray]:
-    """Per segment [ptr[i], ptr[i+1]) of `values` (`seg`: the segment of each value): the
-    minimum (inf when empty or all inf) and the position of its first occurrence (-1 when
-    not finite)."""
-    nseg = len(ptr) - 1
-    out = np.full(nseg, np.inf)
-    pos = np.full(nseg, -1, dtype=np.int64)
+def _seg_min(values: FloatArray, ptr: IntArray) -> FloatArray:
+    """Per segment [ptr[i], ptr[i+1]) of `values`: the minimum (inf when empty)."""
+    out = np.full(len(ptr) - 1, np.inf)
     full = ptr[1:] > ptr[:-1]
-    if not full.any():
-        return out, pos
-    out[full] = np.minimum.reduceat(values, ptr[:-1][full])
-    at = np.flatnonzero((values == out[seg]) & np.isfinite(values))
-    s = seg[at]
-    first = np.r_[True, s[1:] != s[:-1]]
-    pos[s[first]] = at[first]
-    return out, pos
+    if full.any():
+        out[full] = np.minimum.reduceat(values, ptr[:-1][full])
+    return out
 
 
 @dataclass

@@ -289,3 +289,18 @@ def test_subset_scales_capacities_and_keeps_each_orders_options(
     mu = np.linspace(30.0, 0.0, len(pruned.loc_cap))
     assert np.array_equal(sub.catalog.rest_bound(lam, mu),
                           pruned.catalog.rest_bound(lam, mu)[rows])
+
+
+def test_plan_wave_command_reports_the_sample_and_the_rounds() -> None:
+    """20,000 orders: prices first come from a sample of 10,000, then rounds on the wave."""
+    app = typer.Typer()
+    register(app, typer.Typer())
+    res = CliRunner().invoke(app, ["plan", "wave", "--orders", "20000", "--carriers", "300",
+                                   "--locations", "100", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "sample of 10,000 orders, round 0 (" in out
+    assert "round 0 (" in out and "no plan yet" in out
+    assert "wave plan: 20,000 orders, 300 carriers, 100 locations" in out
+    assert "feasible" in out and "True" in out
+    assert "option columns generated" in out

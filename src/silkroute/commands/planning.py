@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -115,9 +116,10 @@ def wave_command(
                       f"{entry['seconds']:.0f} s): {int(entry['columns_added']):,} columns "
                       "added")
         else:
+            plan = (f"cost {entry['cost']:,.0f}, gap {entry['gap']:.3f}%"
+                    if math.isfinite(entry["cost"]) else "no plan yet")
             err.print(f"  round {int(entry['round'])} ({int(entry['iteration'])} evaluations, "
-                      f"{entry['seconds']:.0f} s): bound {entry['bound']:,.0f}, "
-                      f"cost {entry['cost']:,.0f}, gap {entry['gap']:.3f}%, "
+                      f"{entry['seconds']:.0f} s): bound {entry['bound']:,.0f}, {plan}, "
                       f"{int(entry['columns_added']):,} columns added")
 
     report = run_wave(orders, seed=seed, country=country, carriers=carriers,
@@ -137,7 +139,8 @@ def wave_command(
         ("gap %", f"{report['gap_percent']:.4f}"),
         ("feasible", str(report["feasible"])),
         ("over-capacity share (cheapest options)", f"{report['over_capacity_share']:.2%}"),
-        ("iterations", str(report["iterations"])),
+        ("evaluations of the smoothed dual", str(report["iterations"])),
+        ("option columns generated", str(report["columns_generated"])),
         ("seconds (total / solve)", f"{report['seconds']:.1f} / {report['solve_seconds']:.1f}"),
     ]
     for name, value in rows:

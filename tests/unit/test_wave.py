@@ -304,3 +304,15 @@ def test_plan_wave_command_reports_the_sample_and_the_rounds() -> None:
     assert "wave plan: 20,000 orders, 300 carriers, 100 locations" in out
     assert "feasible" in out and "True" in out
     assert "option columns generated" in out
+
+
+def test_a_solve_cut_short_in_the_sample_stage_still_returns_a_plan(small: WaveProblem) -> None:
+    """Ten evaluations are spent in the sample stage (6,000 orders, sample of 2,000): the
+    whole wave gets no climb of its own, yet a feasible plan from the sample's prices.
+    (L-BFGS-B may finish the line search it is in: 10 or a few more evaluations.)"""
+    plan = solve_wave(small, max_iterations=10, warm_start_orders=2_000)
+    assert 10 <= plan.iterations <= 13
+    assert all("sample" in h for h in plan.history[:-1]) and "sample" not in plan.history[-1]
+    assert plan.table is not None and plan.feasible
+    assert plan.table.is_feasible(plan.choice)
+    assert plan.lower_bound <= plan.cost

@@ -503,6 +503,10 @@ def solve_wave(
                 "gap": gap, "columns_added": added, "seconds": budget.seconds()})
         if not added:
             break
+    if best_x is None:  # cut short before any plan (time or evaluations): one from the prices
+        plan, ok = _primal(table, best_lam, best_mu)
+        if ok:
+            best_cost, best_x = table.objective(plan), plan
     feasible = best_x is not None
     choice = best_x if best_x is not None else np.zeros(table.n, dtype=np.int64)
     return WavePlan(choice, best_cost, best_lb, gap_percent(best_cost, best_lb), feasible,

@@ -399,6 +399,10 @@ def _climb(table: WaveProblem, runner: Runner, x: FloatArray, taus: Sequence[flo
             load[n_car:] += r.loc_load
         return -(value - float(xv @ caps)), caps - load
 
+    def stop_when_spent(intermediate_result: Any) -> None:
+        if budget.seconds() > budget.time_limit:
+            raise StopIteration  # SciPy ends the stage with the current point
+
     bounds = [(0.0, None)] * len(caps)
     for tau in taus:
         if budget.spent():
@@ -406,7 +410,8 @@ def _climb(table: WaveProblem, runner: Runner, x: FloatArray, taus: Sequence[flo
         left = budget.max_evaluations - budget.evals
         res = minimize(neg_dual, x, args=(tau,), jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": max(1, min(stage_iterations, left)),
-                                "maxfun": max(1, left), "maxcor": 20})
+                                "maxfun": max(1, left), "maxcor": 20},
+                       callback=stop_when_spent)
         x = np.maximum(res.x, 0.0)
     return x
 
@@ -503,8 +508,12 @@ def solve_wave(
                 "gap": gap, "columns_added": added, "seconds": budget.seconds()})
         if not added:
             break
-    if best_x is None:  # cut short before any plan (time or evaluations): one from the prices
-        plan, ok = _primal(table, best_lam, best_mu)
+    # Cut short before any plan (time or evaluations): one from the best prices, else from
+    # none (the build sized the capacities so that the cheapest options can be repaired).
+    for lam, mu in ((best_lam, best_mu), (np.zeros(n_car), np.zeros(n_loc))):
+        if best_x is not None:
+            break
+        plan, ok = _primal(table, lam, mu)
         if ok:
             best_cost, best_x = table.objective(plan), plan
     feasible = best_x is not None

@@ -13,10 +13,14 @@ from silkroute.routing.batch_bound import Bound, lower_bound
 from silkroute.routing.batch_mip import solve_mip
 from silkroute.routing.batch_search import (
     local_search,
-    penalty_tabu_search,
     regret_construction,
 )
 from silkroute.routing.gap import AllocationProblem
+from silkroute.routing.gap_kernels import compiled_tabu_search, warm_up
+
+# The tabu kernel is compiled (or loaded from Numba's cache) now, on import, not inside the
+# first solve's time limit.
+warm_up()
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -28,9 +32,13 @@ SAFETY = 0.15
 #: share of the time after construction for the first, short exact attempt (capped)
 QUICK_SHARE = 0.08
 QUICK_MAX_SECONDS = 0.5
-#: share of the remaining time for the penalised tabu search (it stops earlier on stalling)
-TABU_SHARE = 0.25
-TABU_STALL = 1500
+#: the compiled tabu search's (gap_kernels) share of the remaining time and its stall limit
+#: in moves
+COMPILED_TABU_SHARE = 0.5
+COMPILED_TABU_STALL = 10_000
+#: restarts from the best assignment after a stalled run; it stops after this many stalled
+#: runs in a row
+COMPILED_TABU_FAILS = 3
 #: instances with fewer agents than this give the heuristics a smaller share, (m / this)²
 HEURISTIC_FULL_AGENTS = 10
 #: cost–use correlation at or below which the heuristics get their full share, and the
@@ -232,6 +240,21 @@ def _lns(
     del cols
 
 
+def _compiled_tabu(search: _Search, until: float, seed: int, target: float) -> None:
+    """Runs of the compiled tabu search, each from the best assignment so far, until the
+    time is up or `COMPILED_TABU_FAILS` runs in a row end without a gain."""
+    fails = 0
+    run = 0
+    while search.best is not None and time.monotonic() < until and not search.closed():
+        gained = search.offer(compiled_tabu_search(
+            search.problem, search.best, until, seed=seed * 1000 + run,
+            stall_limit=COMPILED_TABU_STALL, target=target))
+        run += 1
+        fails = 0 if gained else fails + 1
+        if fails >= COMPILED_TABU_FAILS:
+            break
+
+
 def _heuristic_weight(problem: AllocationProblem) -> float:
     """How much of their share the tabu and neighbourhood searches get (0 to 1). They pay off
     when cheap options use much capacity (cost and use anti-correlated, as in types D and E),
@@ -310,10 +333,10 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
 
     # penalised tabu search, then large neighbourhood search on small pieces
     if heuristic_weight > 0 and search.best is not None and not search.closed():
-        tabu_until = time.monotonic() + TABU_SHARE * heuristic_weight * search.remaining()
         target = float(math.ceil(search.bound - 1e-6))
-        search.offer(penalty_tabu_search(problem, search.best, tabu_until, rng,
-                                         stall_limit=TABU_STALL, target=target))
+        tabu_until = time.monotonic() + COMPILED_TABU_SHARE * heuristic_weight \
+            * search.remaining()
+        _compiled_tabu(search, tabu_until, seed, target)
     if heuristic_weight > 0 and search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * heuristic_weight * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,

@@ -306,7 +306,6 @@ def tabu_slice(c: IntArray, w: IntArray, ct: IntArray, wt: IntArray, cap: IntArr
     return status
 
 
-
 def warm_up() -> None:
     """Compile (or load from Numba's on-disk cache) the kernel on a tiny instance, so that
     the first solve does not pay the compilation (3–6 s once per install, about 0.3 s to

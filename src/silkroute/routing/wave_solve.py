@@ -342,20 +342,27 @@ def _primal(problem: WaveProblem, lam: FloatArray, mu: FloatArray) -> tuple[IntA
     return x, ok and problem.is_feasible(x)
 
 
-def lagrangian_bound(problem: WaveProblem, lam: FloatArray, mu: FloatArray
-                     ) -> tuple[float, FloatArray]:
+Columns = list[tuple[IntArray, FloatArray, npt.NDArray[np.int32], npt.NDArray[np.int32]]]
+
+
+def lagrangian_bound(problem: WaveProblem, lam: FloatArray, mu: FloatArray, tol: float
+                     ) -> tuple[float, Columns]:
     """The Lagrangian value at prices λ ≥ 0, μ ≥ 0 — a lower bound on the cost of every
-    plan of the full problem — and each order's cheapest priced option in the table.
+    plan of the full problem — and the catalog's options cheaper than the table's best by
+    more than `tol` (`OptionCatalog.price_out`; none without a catalog).
 
     Each order counts the cheaper of its table's best priced option and a lower bound on the
-    priced cost of every option of the full problem (the catalog's `rest_bound`, priced; or
-    the unpriced `rest_lb` when there is no catalog: prices are ≥ 0, so it stays below)."""
-    priced = problem.cost + lam[problem.car] + mu[problem.loc]
-    best = priced.min(axis=1)
-    rest = problem.catalog.rest_bound(lam, mu) if problem.catalog is not None \
-        else problem.rest_lb
+    priced cost of every option of the full problem (from the same pass over the catalog;
+    or the unpriced `rest_lb` when there is no catalog: prices are ≥ 0, so it stays
+    below)."""
+    best = (problem.cost + lam[problem.car] + mu[problem.loc]).min(axis=1)
+    columns: Columns = []
+    if problem.catalog is not None:
+        rest, columns = problem.catalog.price_out(lam, mu, best, tol)
+    else:
+        rest = problem.rest_lb
     value = float(np.minimum(best, rest).sum())
-    return value - float(lam @ problem.car_cap) - float(mu @ problem.loc_cap), best
+    return value - float(lam @ problem.car_cap) - float(mu @ problem.loc_cap), columns
 
 
 #: an order's overflow option in the smoothed dual costs its cheapest option plus this many
@@ -467,10 +474,7 @@ def solve_wave(
         for rnd in range(rounds):
             x = _climb(sample, sample_runner, x, widths if rnd == 0 else widths[-2:],
                        OVERFLOW * scale, stage_iterations, budget)
-            lam, mu = x[:n_car], x[n_car:]
-            best = (sample.cost + lam[sample.car] + mu[sample.loc]).min(axis=1)
-            assert sample.catalog is not None
-            _, columns = sample.catalog.price_out(lam, mu, best, 1e-6 * scale)
+            _, columns = lagrangian_bound(sample, x[:n_car], x[n_car:], 1e-6 * scale)
             added = sum(len(c[0]) for c in columns[:max_columns])
             report({"iteration": budget.evals, "round": rnd, "sample": len(sample.cost),
                     "columns_added": added, "seconds": budget.seconds()})
@@ -487,7 +491,7 @@ def solve_wave(
             x = _climb(table, runner, x, first if rnd == 0 else widths[-2:],
                        OVERFLOW * scale, stage_iterations, budget)
         lam, mu = x[:n_car], x[n_car:]
-        lb, best = lagrangian_bound(table, lam, mu)
+        lb, columns = lagrangian_bound(table, lam, mu, 1e-6 * scale)
         if lb > best_lb:
             best_lb, best_lam, best_mu = lb, lam.copy(), mu.copy()
         if rnd or step < 2 or table.catalog is None:
@@ -496,9 +500,7 @@ def solve_wave(
                 best_cost, best_x = table.objective(plan), plan
         gap = gap_percent(best_cost, best_lb)
         added = 0
-        if table.catalog is not None and gap > target_gap and not budget.spent() \
-                and rnd + 1 < rounds:
-            _, columns = table.catalog.price_out(lam, mu, best, 1e-6 * scale)
+        if gap > target_gap and not budget.spent() and rnd + 1 < rounds:
             columns = columns[:max_columns]
             added = sum(len(c[0]) for c in columns)
             if added:

@@ -316,3 +316,18 @@ def test_a_solve_cut_short_in_the_sample_stage_still_returns_a_plan(small: WaveP
     assert plan.table is not None and plan.feasible
     assert plan.table.is_feasible(plan.choice)
     assert plan.lower_bound <= plan.cost
+
+
+def test_plan_wave_refuses_zero_evaluations_with_a_one_line_error() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(sys.executable).parent / "silkroute")
+    res = subprocess.run([script, "plan", "wave", "--orders", "10", "--max-iterations", "0",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert res.stderr.strip() == ("error: silkroute plan wave: Invalid value for "
+                                  "'--max-iterations': Input should be greater than or "
+                                  "equal to 1")

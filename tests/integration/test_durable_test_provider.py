@@ -345,3 +345,68 @@ def test_migration_downgrade_removes_the_tables_and_upgrade_restores_them(engine
 def test_in_memory_sqlite_has_no_durable_sandbox():
     with pytest.raises(Exception, match="needs a database file or server"):
         TestPaymentProvider.durable("sqlite://")
+
+
+def test_a_capture_of_part_takes_that_part_once_and_checks_the_currency(pair):
+    a, b = pair
+    auth = a.authorize(idempotency_key="auth", payment_method=APPROVE, amount=krw(900))
+    with pytest.raises(PaymentDeclined, match="currency_mismatch"):
+        b.capture(idempotency_key="usd", authorization=auth.provider_reference,
+                  amount=Money(400, "USD"))
+    part = b.capture(idempotency_key="part", authorization=auth.provider_reference,
+                     amount=krw(400))
+    assert (part.status, part.amount, part.parent) == (
+        PaymentStatus.CAPTURED, krw(400), auth.provider_reference)
+    assert a.capture(idempotency_key="part", authorization=auth.provider_reference,
+                     amount=krw(400)) == part
+    with pytest.raises(PaymentDeclined, match="authorization_captured"):
+        a.capture(idempotency_key="rest", authorization=auth.provider_reference,
+                  amount=krw(500))
+    assert (a.capture_count, a.captured_total(KRW)) == (1, krw(400))
+
+
+def test_a_key_reused_for_another_authorization_captures_nothing(pair):
+    a, b = pair
+    first = a.authorize(idempotency_key="auth-1", payment_method=APPROVE, amount=krw(100))
+    second = a.authorize(idempotency_key="auth-2", payment_method=APPROVE, amount=krw(200))
+    taken = b.capture(idempotency_key="cap", authorization=first.provider_reference)
+    with pytest.raises(IdempotencyKeyReused):
+        a.capture(idempotency_key="cap", authorization=second.provider_reference)
+    with pytest.raises(IdempotencyKeyReused):
+        b.authorize(idempotency_key="auth-1", payment_method=APPROVE, amount=krw(999))
+    assert taken.amount == krw(100)
+    assert a.authorization_status(second.provider_reference) is PaymentStatus.AUTHORIZED
+    assert (a.capture_count, a.authorization_count, a.captured_total(KRW)) == (1, 2, krw(100))
+
+
+def test_first_calls_are_one_statement_each_on_postgresql(pair, backend):
+    """The buy-now path calls authorize and capture once per order: on PostgreSQL each first
+    call is one statement in autocommit (no BEGIN, no COMMIT); SQLite runs the general
+    path in a transaction (BEGIN IMMEDIATE, the work, the claim of the key)."""
+    from sqlalchemy import event
+
+    a, _ = pair
+    assert a.authorization_count == 0  # (on SQLite this prepares the side file first)
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        sent.append(statement.split()[0].upper())
+
+    def commits(_conn):
+        sent.append("COMMIT")
+
+    event.listen(a.engine, "before_cursor_execute", seen)
+    event.listen(a.engine, "commit", commits)
+    auth = a.authorize(idempotency_key="auth", payment_method=APPROVE, amount=krw(300))
+    after_authorize = list(sent)
+    cap = a.capture(idempotency_key="cap", authorization=auth.provider_reference)
+    after_capture = sent[len(after_authorize):]
+    event.remove(a.engine, "before_cursor_execute", seen)
+    event.remove(a.engine, "commit", commits)
+    assert cap.amount == krw(300)
+    if backend == "postgres":
+        assert (after_authorize, after_capture) == (["WITH"], ["WITH"])
+    else:
+        assert (after_authorize, after_capture) == (
+            ["BEGIN", "INSERT", "INSERT", "COMMIT"],
+            ["BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"])

@@ -26,8 +26,10 @@ async def uow_factory(request: Request) -> UowFactory:
     return lambda: UnitOfWork(engine)
 
 
-def read_uow_factory(request: Request) -> UowFactory:
-    """Units of work that only read (on SQLite they do not queue behind writers)."""
+async def read_uow_factory(request: Request) -> UowFactory:
+    """Units of work that only read (on SQLite they do not queue behind writers). Async,
+    like every dependency that does no I/O: FastAPI runs a sync one in a worker thread,
+    a thread hop per request for nothing."""
     engine = request.app.state.engine
     return lambda: UnitOfWork(engine, read_only=True)
 
@@ -47,7 +49,7 @@ def current_principal(
 def require_role(role: str) -> Callable[[Principal], Principal]:
     """A dependency that admits only accounts of one role (others get 403)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role != role:
             raise Forbidden(f"this route is for {role} accounts; yours is a {principal.role} "
                             "account", field="authorization")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
 from silkroute.cli import DbOpt, JsonOpt, engine_for, out, print_json, uow_for, user_errors
 
 account_app = typer.Typer(help="Accounts that act for a buyer, seller or the operator.",
@@ -20,6 +21,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    threads: Annotated[int, typer.Option(help="Endpoint threads per worker: requests each "
+                                         "worker serves at once (more wait).", min=1,
+                                         max=256)] = DEFAULT_THREADS,
     db: DbOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     demo: Annotated[bool, typer.Option("--demo", help="Fill a fresh database with the demo "
@@ -45,6 +49,7 @@ def serve(
     rev = upgrade(engine)
     engine.dispose()
     os.environ[ENV_URL] = url  # the workers build their engine from it
+    os.environ[THREADS_ENV] = str(threads)
     out.print(f"database at revision {rev}; serving on http://{host}:{port}/api/v1/docs",
               soft_wrap=True)
     uvicorn.run("silkroute.api.app:app_from_env", factory=True, host=host, port=port,

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from silkroute.store.auth_tables import accounts, api_tokens
-from silkroute.store.sql import insert_id
+from silkroute.store.sql import LOCK_FREE_READ, insert_id
+
+_LIVE_ACCOUNT = (
+    select(accounts, api_tokens.c.id.label("token_id"))
+    .join(api_tokens, api_tokens.c.account_id == accounts.c.id)
+    .where(api_tokens.c.token_hash == bindparam("token_hash"),
+           api_tokens.c.revoked_at.is_(None))
+    .execution_options(**{LOCK_FREE_READ: True}))
 
 
 class AccountRepo:
@@ -57,9 +64,7 @@ class TokenRepo:
         return res.rowcount == 1
 
     def live_account(self, token_hash: str) -> Any:
-        """The account a live (unrevoked) token acts for, or None."""
-        return self.conn.execute(
-            select(accounts, api_tokens.c.id.label("token_id"))
-            .join(api_tokens, api_tokens.c.account_id == accounts.c.id)
-            .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
-        ).first()
+        """The account a live (unrevoked) token acts for, or None. Every API request runs
+        this: one statement built once, and lock-free, so on PostgreSQL it needs no BEGIN
+        and COMMIT around it (`store.sql.begin_outside`)."""
+        return self.conn.execute(_LIVE_ACCOUNT, {"token_hash": token_hash}).first()

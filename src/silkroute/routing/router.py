@@ -292,6 +292,10 @@ class _Pricer:
         if opp is not None:  # priced views are by hour class too (see `priced_view`)
             vkey = vkey * 64 + (63 if closed else bisect.bisect_right(self.levels, hour))
         v = self.views.get(vkey)
+        if v is not None and v[0] is not route and v[0] == route:
+            # the route was rebuilt (a carrier ran out) with the same carriers as before:
+            # the view still holds (a quarter of the priced views built were such repeats)
+            v = self.views[vkey] = (route, v[1])
         if v is None or v[0] is not route:
             v = self.views[vkey] = (route, self.index.view(
                 route, key & 3, self.penalty, self.promise, closed) if opp is None

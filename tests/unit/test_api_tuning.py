@@ -1,0 +1,50 @@
+"""`serve --threads`: how many endpoint calls a worker process runs at once."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from silkroute.api.app import create_app
+from silkroute.api.background import threads_from_env
+from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
+from silkroute.cli import app as cli
+from silkroute.store.engine import make_engine
+
+
+@pytest.mark.parametrize("raw,threads", [("5", 5), ("", DEFAULT_THREADS), ("0", 1),
+                                         (" 12 ", 12)])
+def test_threads_come_from_the_environment(monkeypatch, raw, threads) -> None:
+    monkeypatch.setenv(THREADS_ENV, raw)
+    assert threads_from_env() == threads
+
+
+def test_threads_that_are_not_a_number_fall_back_to_the_default_with_a_warning(
+        monkeypatch, caplog) -> None:
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with caplog.at_level(logging.WARNING, logger="silkroute.jobs"):
+        assert threads_from_env() == DEFAULT_THREADS == 8
+    assert "$SILKROUTE_THREADS='many' is not a whole number; using 8 threads" in caplog.text
+
+
+@pytest.mark.parametrize("threads,tokens", [(3, 3), (0, 40)])
+def test_an_app_runs_at_most_its_threads_of_endpoint_calls(threads, tokens) -> None:
+    app = create_app(make_engine("sqlite://"), threads=threads)
+
+    @app.get("/limit")
+    async def limit() -> int:
+        return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    with TestClient(app) as client:
+        assert client.get("/limit").json() == tokens  # 0: anyio's default stays
+
+
+def test_serve_refuses_zero_threads_naming_the_option() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--threads", "0"])
+    assert result.exit_code == 2
+    assert result.output == ("error: root serve: Invalid value for '--threads': Input should "
+                             "be greater than or equal to 1\n")

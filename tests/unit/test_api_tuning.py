@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from silkroute.api.app import create_app
-from silkroute.api.background import threads_from_env
+from silkroute.api.background import interval_from_env, threads_from_env
 from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
 from silkroute.cli import app as cli
 from silkroute.store.engine import make_engine
@@ -28,7 +28,7 @@ def test_threads_that_are_not_a_number_fall_back_to_the_default_with_a_warning(
     monkeypatch.setenv(THREADS_ENV, "many")
     with caplog.at_level(logging.WARNING, logger="silkroute.jobs"):
         assert threads_from_env() == DEFAULT_THREADS == 8
-    assert "$SILKROUTE_THREADS='many' is not a whole number; using 8 threads" in caplog.text
+    assert "$SILKROUTE_THREADS='many' is not a whole number of threads; using 8" in caplog.text
 
 
 @pytest.mark.parametrize("threads,tokens", [(3, 3), (0, 40)])
@@ -48,3 +48,18 @@ def test_serve_refuses_zero_threads_naming_the_option() -> None:
     assert result.exit_code == 2
     assert result.output == ("error: root serve: Invalid value for '--threads': Input should "
                              "be greater than or equal to 1\n")
+
+
+@pytest.mark.parametrize("raw,seconds", [("60", 60.0), ("", 300.0), ("-5", 0.0),
+                                         ("0.5", 0.5)])
+def test_the_jobs_interval_comes_from_the_environment(monkeypatch, raw, seconds) -> None:
+    monkeypatch.setenv("SILKROUTE_JOBS_INTERVAL", raw)
+    assert interval_from_env() == seconds
+
+
+def test_an_interval_that_is_not_a_number_falls_back_to_300_s(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("SILKROUTE_JOBS_INTERVAL", "hourly")
+    with caplog.at_level(logging.WARNING, logger="silkroute.jobs"):
+        assert interval_from_env() == 300.0
+    assert ("$SILKROUTE_JOBS_INTERVAL='hourly' is not a number of seconds between job runs; "
+            "using 300.0") in caplog.text

@@ -20,26 +20,28 @@ INTERVAL_ENV = "SILKROUTE_JOBS_INTERVAL"
 DEFAULT_INTERVAL = 300.0  # seconds, in `serve`; apps built by create_app run none
 
 
+def _number_from_env(name: str, kind: type[float] | type[int], default: float, least: float,
+                     what: str) -> float:
+    """$name as a `kind` of at least `least`; unset gives `default`, and a value that is not
+    a number logs a warning and gives `default` too (a worker must not fail to start)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return max(least, kind(raw)) if raw else default
+    except ValueError:
+        log.warning("$%s=%r is not %s; using %s", name, raw, what, default)
+        return default
+
+
 def threads_from_env() -> int:
     """$SILKROUTE_THREADS endpoint threads per worker (set by `serve --threads`)."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    try:
-        return max(1, int(raw)) if raw else DEFAULT_THREADS
-    except ValueError:
-        log.warning("$%s=%r is not a whole number; using %s threads", THREADS_ENV, raw,
-                    DEFAULT_THREADS)
-        return DEFAULT_THREADS
+    return int(_number_from_env(THREADS_ENV, int, DEFAULT_THREADS, 1,
+                                "a whole number of threads"))
 
 
 def interval_from_env() -> float:
     """$SILKROUTE_JOBS_INTERVAL seconds (0 turns the loop off); default 300."""
-    raw = os.environ.get(INTERVAL_ENV, "").strip()
-    try:
-        return max(0.0, float(raw)) if raw else DEFAULT_INTERVAL
-    except ValueError:
-        log.warning("$%s=%r is not a number; jobs run every %s s", INTERVAL_ENV, raw,
-                    DEFAULT_INTERVAL)
-        return DEFAULT_INTERVAL
+    return _number_from_env(INTERVAL_ENV, float, DEFAULT_INTERVAL, 0.0,
+                            "a number of seconds between job runs")
 
 
 def _loop(app: FastAPI, interval: float, stop: threading.Event) -> None:

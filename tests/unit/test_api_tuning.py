@@ -63,3 +63,18 @@ def test_an_interval_that_is_not_a_number_falls_back_to_300_s(monkeypatch, caplo
         assert interval_from_env() == 300.0
     assert ("$SILKROUTE_JOBS_INTERVAL='hourly' is not a number of seconds between job runs; "
             "using 300.0") in caplog.text
+
+
+def test_a_server_app_freezes_its_startup_heap_and_a_plain_app_does_not() -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        plain = create_app(make_engine("sqlite://"))
+        with TestClient(plain):
+            assert gc.get_freeze_count() == 0
+        server = create_app(make_engine("sqlite://"), freeze_heap=True)  # as serve's
+        with TestClient(server):
+            assert gc.get_freeze_count() > 10_000  # the modules and the app, at least
+    finally:
+        gc.unfreeze()

@@ -56,10 +56,13 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0) -> FastAPI:
+def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
+               freeze_heap: bool = False) -> FastAPI:
     """An app serving the marketplace on this database engine; with `jobs_interval` > 0 it
     runs the periodic jobs every that many seconds while it serves (`serve` does); with
-    `threads` > 0 at most that many endpoint calls run at once (else anyio's default, 40)."""
+    `threads` > 0 at most that many endpoint calls run at once (else anyio's default, 40);
+    with `freeze_heap` its startup heap leaves the garbage collector's generations when it
+    starts (for a server process, whose startup objects live as long as it does)."""
     app = FastAPI(title="silkroute", version=API_VERSION, description=DESCRIPTION,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   lifespan=background.lifespan)
@@ -67,6 +70,7 @@ def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0) ->
     app.state.metrics = ApiMetrics()
     app.state.jobs_interval = jobs_interval
     app.state.threads = threads
+    app.state.freeze_heap = freeze_heap
     errors.install(app)
     app.add_middleware(BodyLimit)
     for router in (buyers.router, payments.router, cart.router, sellers.router,
@@ -116,4 +120,4 @@ def app_from_env() -> FastAPI:
     engine = make_engine()
     use_database_provider(engine)  # every worker (and restart) shares one sandbox account
     return create_app(engine, jobs_interval=background.interval_from_env(),
-                      threads=background.threads_from_env())
+                      threads=background.threads_from_env(), freeze_heap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -59,6 +60,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     threads = int(getattr(app.state, "threads", 0) or 0)
     if threads > 0:  # at most this many endpoint calls at once in this process
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+    if getattr(app.state, "freeze_heap", False):
+        # Everything loaded so far (modules, the app, the engine) lives as long as the
+        # process: move it out of the collector's generations, so that a full collection
+        # scans what requests allocate, not the whole startup heap. Measured with `bench
+        # http` (PostgreSQL, 2 workers): p99 651 and 692 ms without, 349 and 382 ms with.
+        gc.collect()
+        gc.freeze()
     interval = float(getattr(app.state, "jobs_interval", 0) or 0)
     stop = threading.Event()
     thread = None

@@ -194,3 +194,23 @@ def test_dask_cluster_gives_the_same_bench_results(tmp_path: Path) -> None:
     ]
     assert local["sets"]["cattrysse1994"]["silkroute"]["mean_gap_percent"] == 0.0
     assert dask["sets"]["all"]["instances"] == 2
+
+
+def test_kick_moves_a_share_of_the_jobs_to_allowed_agents() -> None:
+    # given 40 jobs each allowed on two of four agents, when 10 % are kicked, then at most 4
+    # jobs change agent, each to an allowed one, and the same generator seed kicks the same
+    from silkroute.routing.batch import _kicked
+
+    rng = np.random.default_rng(0)
+    allowed = np.zeros((4, 40), dtype=np.bool_)
+    allowed[rng.integers(0, 4, 40), np.arange(40)] = True
+    allowed[rng.integers(0, 4, 40), np.arange(40)] = True
+    start = np.argmax(allowed, axis=0).astype(np.int64)
+    p = AllocationProblem(np.ones((4, 40), dtype=np.int64), np.ones((4, 40), dtype=np.int64),
+                          np.full(4, 40), allowed)
+    a = _kicked(p, start, 0.1, np.random.default_rng(3))
+    b = _kicked(p, start, 0.1, np.random.default_rng(3))
+    assert (a == b).all()
+    assert 1 <= int((a != start).sum()) <= 4
+    assert allowed[a, np.arange(40)].all()
+    assert (start == np.argmax(allowed, axis=0)).all()  # the input is not changed

@@ -39,12 +39,20 @@ COMPILED_TABU_STALL = 10_000
 #: restarts from the best assignment after a stalled run; it stops after this many stalled
 #: runs in a row
 COMPILED_TABU_FAILS = 3
+#: share of the jobs moved at random before each restart after the first
+COMPILED_TABU_KICK = 0.05
 #: instances with fewer agents than this give the heuristics a smaller share, (m / this)²
 HEURISTIC_FULL_AGENTS = 10
 #: cost–use correlation at or below which the heuristics get their full share, and the
 #: share they get otherwise (none: the whole MIP gets all the time)
 ANTI_CORRELATED = -0.3
 LOOSE_HEURISTIC_WEIGHT = 0.0
+#: whether the final exact model gets the best assignment as its start on instances with
+#: fewer than `HEURISTIC_FULL_AGENTS` agents after the heuristics ran; without it HiGHS
+#: searches on its own (our incumbent is kept anyway) and ended lower at 10 s (d05100 6355
+#: against 6360, d05200 12749 against 12755; plain HiGHS 6358 and 12752). With 10 or 20
+#: agents the start helps as often as it hurts (e10200 23307 with it, 23315 without).
+FEW_AGENTS_MIP_START = False
 #: the large neighbourhood search stops after this share of its time without a gain
 LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
@@ -240,14 +248,31 @@ def _lns(
     del cols
 
 
+def _kicked(problem: AllocationProblem, assignment: IntArray, share: float,
+            rng: np.random.Generator) -> IntArray:
+    """`assignment` with a random `share` of the jobs (at least one) moved to random allowed
+    agents (capacity ignored: the tabu search repairs it)."""
+    out = assignment.copy()
+    k = max(1, int(round(share * problem.jobs)))
+    for j in rng.choice(problem.jobs, size=min(k, problem.jobs), replace=False):
+        options = np.flatnonzero(problem.allowed[:, j])
+        out[j] = int(options[rng.integers(options.size)])
+    return out
+
+
 def _compiled_tabu(search: _Search, until: float, seed: int, target: float) -> None:
-    """Runs of the compiled tabu search, each from the best assignment so far, until the
-    time is up or `COMPILED_TABU_FAILS` runs in a row end without a gain."""
+    """Runs of the compiled tabu search until the time is up or `COMPILED_TABU_FAILS` runs in
+    a row end without a gain: the first from the best assignment so far, the next ones from
+    it with `COMPILED_TABU_KICK` of the jobs moved at random (restarting from the best
+    itself tends to fall back into the same local optimum)."""
     fails = 0
     run = 0
+    rng = np.random.default_rng([seed, 7919])
     while search.best is not None and time.monotonic() < until and not search.closed():
+        start = search.best if run == 0 or COMPILED_TABU_KICK <= 0 else \
+            _kicked(search.problem, search.best, COMPILED_TABU_KICK, rng)
         gained = search.offer(compiled_tabu_search(
-            search.problem, search.best, until, seed=seed * 1000 + run,
+            search.problem, start, until, seed=seed * 1000 + run,
             stall_limit=COMPILED_TABU_STALL, target=target))
         run += 1
         fails = 0 if gained else fails + 1
@@ -342,11 +367,14 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
              lns_until)
     # the rest of the time: the exact model, reduced by the best incumbent, from that start
+    # (not with few agents after the heuristics: `FEW_AGENTS_MIP_START`)
     if not search.closed() and search.remaining() > 0.05:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
+            start = None if 0 < heuristic_weight < 1 and not FEW_AGENTS_MIP_START \
+                else search.best
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
-                            search.remaining(), start=search.best, seed=seed)
+                            search.remaining(), start=start, seed=seed)
             had = search.best is not None
             search.offer(out.assignment)
             if out.status == "optimal":

@@ -214,3 +214,24 @@ def test_kick_moves_a_share_of_the_jobs_to_allowed_agents() -> None:
     assert 1 <= int((a != start).sum()) <= 4
     assert allowed[a, np.arange(40)].all()
     assert (start == np.argmax(allowed, axis=0)).all()  # the input is not changed
+
+
+def test_when_the_greedy_finds_nothing_the_tabu_search_repairs_a_priced_start(
+        monkeypatch) -> None:
+    """yagiura2004 c801600 (1,600 jobs, 80 agents) is so tight that the regret greedy finds
+    no assignment; the allocator then starts the penalised tabu search from each job's
+    cheapest agent at the LP's prices, over capacity, and the search walks into the
+    capacities. Here the greedy and the exact model are switched off, so the answer can
+    only come from that repair."""
+    import silkroute.routing.batch as batch
+
+    class NoMip:
+        status, assignment, bound = "time_limit", None, -np.inf
+
+    monkeypatch.setattr(batch, "regret_construction", lambda *a, **k: None)
+    monkeypatch.setattr(batch, "solve_mip", lambda *a, **k: NoMip())
+    problem = read_orlib(DATA / "cattrysse1994/gap1-0")
+    result = solve(problem, time_limit=5, seed=0)
+    assert (result.feasible, result.objective) == (True, 261)  # the optimum
+    assert problem.is_feasible(result.assignment)
+    assert problem.objective(np.array(result.assignment)) == 261

@@ -391,8 +391,8 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
     if not search.closed() and search.remaining() > 0.05:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
-            start = None if 0 < heuristic_weight < 1 and not FEW_AGENTS_MIP_START \
-                else search.best
+            few_agents = heuristic_weight > 0 and problem.agents < HEURISTIC_FULL_AGENTS
+            start = None if few_agents and not FEW_AGENTS_MIP_START else search.best
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask,
                             search.remaining(), start=start, seed=seed)
             had = search.best is not None

@@ -451,51 +451,30 @@ def tabu_slice(c: IntArray, w: IntArray, ct: IntArray, wt: IntArray, cap: IntArr
         last[_K_Z] = bz
         last[_K_DELTA] = best_val
         tenure = it + np.random.randint(tenure_lo, tenure_hi + 1)
+        # every move is a sequence of shifts (job chain_job[x] to agent chain_to[x], in
+        # order): a shift is one, a swap is r to a[y] then y to a[r], a chain its links
         if kind == 0:
-            j = bx
-            i = by
+            chain_job[0] = bx
+            chain_to[0] = by
+        elif kind == 1:
+            chain_job[0] = bx
+            chain_to[0] = a[by]
+            chain_job[1] = by
+            chain_to[1] = a[bx]
+        elif length == 2:
+            chain_job[0] = bx
+            chain_to[0] = a[by]
+            chain_job[1] = by
+            chain_to[1] = bz
+        for x in range(length):
+            j = chain_job[x]
+            i = chain_to[x]
             old = a[j]
             load[old] -= wt[j, old]
             load[i] += wt[j, i]
             cost_now += ct[j, i] - ct[j, old]
             a[j] = i
             tabu[j, old] = tenure
-        elif kind == 1:
-            r = bx
-            y = by
-            ar = a[r]
-            ay = a[y]
-            load[ar] += wt[y, ar] - wt[r, ar]
-            load[ay] += wt[r, ay] - wt[y, ay]
-            cost_now += ct[r, ay] + ct[y, ar] - ct[r, ar] - ct[y, ay]
-            a[r] = ay
-            a[y] = ar
-            tabu[r, ar] = tenure
-            tabu[y, ay] = tenure
-        elif length == 2:
-            r = bx
-            y = by
-            k = bz
-            ar = a[r]
-            ay = a[y]
-            load[ar] -= wt[r, ar]
-            load[ay] += wt[r, ay] - wt[y, ay]
-            load[k] += wt[y, k]
-            cost_now += ct[r, ay] - ct[r, ar] + ct[y, k] - ct[y, ay]
-            a[r] = ay
-            a[y] = k
-            tabu[r, ar] = tenure
-            tabu[y, ay] = tenure
-        else:
-            for x in range(length):
-                j = chain_job[x]
-                i = chain_to[x]
-                old = a[j]
-                load[old] -= wt[j, old]
-                load[i] += wt[j, i]
-                cost_now += ct[j, i] - ct[j, old]
-                a[j] = i
-                tabu[j, old] = tenure
         since_best += 1
         any_over = False
         for i in range(m):

@@ -53,11 +53,10 @@ class UnitOfWork:
             if self.engine.dialect.name == "postgresql":
                 opts["postgresql_readonly"] = True
             self._conn.execution_options(**opts)
-            if writes_behind(self.engine):  # PostgreSQL: lock-free reads need no BEGIN
-                begin_outside(self._conn)
-        elif writes_behind(self.engine):  # PostgreSQL: inserts go as one statement
-            self._conn.info[PENDING] = PendingWrites()
-            begin_outside(self._conn)  # lock-free reads may run before the transaction
+        if writes_behind(self.engine):  # PostgreSQL
+            if not self.read_only:  # inserts go as one statement
+                self._conn.info[PENDING] = PendingWrites()
+            begin_outside(self._conn)  # lock-free reads run before (or without) a BEGIN
         self._conn.begin()
         self.repos = Repositories(self._conn)
         self._checks = []

@@ -235,7 +235,7 @@ def test_rolling_prices_replan_on_the_rest_of_the_forecast() -> None:
     b = dataclasses.replace(b, placed_hour=16.0)
     forecast = [a, b, dataclasses.replace(b, order_ref="B2")]
     router = PricedRouter(index, Prices.zeros(index), MODEL)
-    rolling = RollingPrices(router, forecast, 2, resolves=2)
+    rolling = RollingPrices(router, [forecast], 2, resolves=2)
     cap = CapacityState.fresh(index)
     plans = []
     for i, o in enumerate([a, b]):
@@ -266,3 +266,57 @@ def test_a_forecast_of_two_days_prices_one_expected_day() -> None:
     assert info2["lp_value"] == pytest.approx(info1["lp_value"]) == pytest.approx(31_100.0)
     assert two.carrier[index.car_pos[2]] == pytest.approx(16_400.0)
     assert one.carrier[index.car_pos[2]] == pytest.approx(16_400.0)
+
+
+def test_admission_declines_an_order_whose_capacity_is_worth_more_than_it_saves() -> None:
+    # given B (to Gamma, only the national carrier serves it: 3,600) and a national parcel
+    # priced at 17,000
+    index = build_index(network(c2_cap=5))
+    _a, b = _day()
+    prices = Prices.zeros(index)
+    prices.carrier[index.car_pos[2]] = 17_000.0
+    penalty = unfulfilled_penalty(MODEL)
+    plans = {}
+    for weight in (0.0, 0.5, 1.0):
+        router = PricedRouter(index, prices, MODEL, decline_above=penalty,
+                              admission_weight=weight)
+        plans[weight] = router.route(b, CapacityState.fresh(index))
+    # then without the admission weight B ships: real 3,600, opportunity 17,000
+    shipped = plans[0.0]
+    assert [(p.location_id, p.carrier_id) for p in shipped.parcels] == [(1, 2)]
+    assert shipped.cost.real == pytest.approx(3_600.0)
+    assert shipped.cost.opportunity == pytest.approx(17_000.0)
+    # with half the opportunity charged it still ships (3,600 + 8,500 < 20,000)
+    assert plans[0.5].parcels == shipped.parcels
+    # with all of it, 3,600 + 17,000 > 20,000: declined, nothing planned
+    declined = plans[1.0]
+    assert not declined.ok and declined.reason == "declined" and declined.parcels == ()
+    assert declined.message == ("declined: the plan's cost and the capacity it takes are "
+                                "worth more than the unfulfilled-order penalty")
+    # a negative weight is refused
+    with pytest.raises(ValueError, match="admission_weight must not be negative"):
+        PricedRouter(index, prices, MODEL, decline_above=penalty, admission_weight=-1.0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rolling_prices_charge_the_mean_over_forecast_days(workers: int) -> None:
+    # given one national parcel and two sampled forecast days: A, B, B2 (an extra parcel
+    # would serve B2: worth 20,000 - 3,600) and A, B (it would let A ship national instead
+    # of cheap local: worth 7,500 - 3,700)
+    index = build_index(network(c2_cap=1))
+    a, b = _day()
+    days = [[a, b, dataclasses.replace(b, order_ref="B2")], [a, b]]
+    router = PricedRouter(index, Prices.zeros(index), MODEL)
+    rolling = RollingPrices(router, days, 2, resolves=1, workers=workers)
+    rolling.before(0, a, CapacityState.fresh(index))
+    # then the router charges the mean of the two days' prices
+    national = index.car_pos[2]
+    assert router.prices.carrier[national] == pytest.approx((16_400.0 + 3_800.0) / 2)
+    assert router.prices.carrier.sum() == pytest.approx(10_100.0)
+    assert not router.prices.stock.any() and not router.prices.location.any()
+    (log,) = rolling.log
+    assert log["forecast_days"] == 2 and log["status"] == "optimal"
+    assert log["forecast_orders"] == 3 and log["priced_carriers"] == 1
+    # and a re-plan needs a forecast
+    with pytest.raises(ValueError, match="needs at least one forecast day"):
+        RollingPrices(router, [], 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from collections import Counter
@@ -35,9 +36,12 @@ RouteFn = Callable[[int, OrderRequest, CapacityState], FulfilmentPlan]
 # Work a policy does between decisions, off the decision path (e.g. re-planning prices).
 BeforeFn = Callable[[int, OrderRequest, CapacityState], None]
 PRICED = "silkroute-priced"  # the silkroute router with the forecast plan's shadow prices
-FORECAST_SEED_OFFSET = 1_000  # the forecast day is generated with seed + this
-PRICE_SCALE = 0.25  # share of the forecast plan's shadow prices the priced router charges
+FORECAST_SEED_OFFSET = 1_000  # forecast day j is generated with seed + this + j
+FORECAST_DAYS = 3  # sampled forecast days; each re-plan charges the mean of their prices
+PRICE_SCALE = 0.3  # share of the forecast plans' shadow prices the priced router charges
+ADMISSION_WEIGHT = 2.0  # x the charged opportunity in the admission test (PricedRouter)
 PRICE_RESOLVES = 8  # price plans a day (the first before the first order; rest of forecast)
+PRICE_WORKERS = 2  # threads solving the forecast days' LPs of one re-plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +144,19 @@ def run_route_bench(spec: RouteBenchSpec, progress: Progress | None = None) -> d
                                 plans_out=pool[-1] if spec.hindsight else None)
     extra: dict[str, Any] = {}
     if spec.priced:
-        # Prices from the LP over an expected day: the same generator, another seed.
-        forecast = generate_day(net, DemandSpec(orders=spec.orders,
-                                                seed=spec.seed + FORECAST_SEED_OFFSET))
+        # Prices from LPs over expected days: the same generator, other seeds.
+        forecasts = [generate_day(net, DemandSpec(
+            orders=spec.orders, seed=spec.seed + FORECAST_SEED_OFFSET + j))
+            for j in range(FORECAST_DAYS)]
         # The first plan (whole forecast, fresh capacity) is made before the first order;
-        # re-plans on the rest of the forecast during the day, off the decision path.
-        priced = PricedRouter(index, Prices.zeros(index), model,
-                              decline_above=unfulfilled_penalty(model))
-        rolling = RollingPrices(priced, forecast, len(orders), PRICE_RESOLVES, PRICE_SCALE)
+        # re-plans on the rest of the forecast during the day, off the decision path. The
+        # plans' prices take the place of the built-in scarcity price (a stand-in for them).
+        priced = PricedRouter(index, Prices.zeros(index),
+                              dataclasses.replace(model, scarcity_price=0.0),
+                              decline_above=unfulfilled_penalty(model),
+                              admission_weight=ADMISSION_WEIGHT)
+        rolling = RollingPrices(priced, forecasts, len(orders), PRICE_RESOLVES, PRICE_SCALE,
+                                workers=PRICE_WORKERS)
         pool.append([])
         policies[PRICED] = replay(PRICED, orders, index, start, model, luck, progress,
                                   route=lambda _i, o, c: priced.route(o, c),

@@ -361,12 +361,18 @@ class PricedRouter:
     the order's units at that location (exact for a one-parcel plan)."""
 
     def __init__(self, index: NetworkIndex, prices: Prices, model: CostModel | None = None,
-                 scale: float = 1.0, decline_above: float | None = None) -> None:
+                 scale: float = 1.0, decline_above: float | None = None,
+                 admission_weight: float = 0.0) -> None:
         self.index = index
         self.model = model or CostModel.for_currency(index.currency)
         # Admission (as in the LP, where every order may take the unfulfilled option): a
-        # plan whose real cost exceeds this is declined. None = never decline.
+        # plan is declined when its real cost plus `admission_weight` x its opportunity cost
+        # exceeds `decline_above` (a bid-price test: what the order saves against what its
+        # capacity is worth to later orders). None = never decline.
+        if admission_weight < 0:
+            raise ValueError("admission_weight must not be negative")
         self.decline_above = decline_above
+        self.admission_weight = admission_weight
         self.set_prices(prices, scale)
 
     def set_prices(self, prices: Prices, scale: float = 1.0) -> None:
@@ -386,10 +392,13 @@ class PricedRouter:
     def plan(self, ctx: OrderContext, cap: CapacityState, src: Sources) -> FulfilmentPlan:
         """Route one resolved order against `cap` (never writes it)."""
         plan = self._plan(ctx, cap, src)
-        if self.decline_above is not None and plan.ok and plan.cost.real > self.decline_above:
+        if (self.decline_above is not None and plan.ok
+                and plan.cost.real + self.admission_weight * plan.cost.opportunity
+                > self.decline_above):
             return FulfilmentPlan(ctx.ref, (), CostBreakdown(), ctx.promise, None, 0.0,
                                   reason=DECLINED,
-                                  message="declined: the plan costs more than the "
+                                  message="declined: the plan's cost and the capacity it "
+                                          "takes are worth more than the "
                                           "unfulfilled-order penalty")
         return plan
 
@@ -429,41 +438,78 @@ class RollingPrices:
     orders from the current hour on) against the capacity left now, solved off the decision
     path; its prices replace the router's (a plan that is not solved to optimality keeps the
     prices the router has). Where capacity is left over the prices fall; where the day has
-    used up more than the forecast expected they rise."""
+    used up more than the forecast expected they rise.
 
-    def __init__(self, router: PricedRouter, forecast: Sequence[OrderRequest], n_orders: int,
-                 resolves: int = 8, scale: float = 1.0, time_limit: float = 300.0) -> None:
+    With several forecast days (independent samples of the expected day), each re-plan
+    solves one LP per day and the router gets the mean of their prices: one sampled day
+    prices a SKU's stock by that day's chance demand for it, and the mean over samples is
+    nearer the expected price. `workers` > 1 solves the days' LPs in threads (HiGHS
+    releases the GIL while it solves)."""
+
+    def __init__(self, router: PricedRouter, forecasts: Sequence[Sequence[OrderRequest]],
+                 n_orders: int, resolves: int = 8, scale: float = 1.0,
+                 time_limit: float = 300.0, workers: int = 1) -> None:
+        if not forecasts:
+            raise ValueError("RollingPrices needs at least one forecast day")
         self.router = router
-        self.forecast = list(forecast)
-        self.hours = [order_hour(o) for o in self.forecast]
+        self.forecasts = [list(f) for f in forecasts]
+        self.hours = [[order_hour(o) for o in f] for f in self.forecasts]
         self.points = frozenset(n_orders * j // max(1, resolves) for j in range(resolves))
         self.scale = scale
         self.time_limit = time_limit
+        self.workers = max(1, workers)
         self.log: list[dict[str, Any]] = []
+
+    def _plan_day(self, day: int, hour: float,
+                  cap: CapacityState) -> tuple[Prices, dict[str, Any]]:
+        rest = [o for o, oh in zip(self.forecasts[day], self.hours[day], strict=True)
+                if oh >= hour]
+        return plan_prices(rest, self.router.index, cap, self.router.model,
+                           time_limit=self.time_limit)
 
     def before(self, i: int, order: OrderRequest, cap: CapacityState) -> None:
         """Called before order `i` is routed (outside the decision's timing)."""
         if i not in self.points:
             return
+        t0 = time.perf_counter()
         h = order_hour(order)
-        rest = [o for o, oh in zip(self.forecast, self.hours, strict=True) if oh >= h]
-        prices, info = plan_prices(rest, self.router.index, cap, self.router.model,
-                                   time_limit=self.time_limit)
+        days = range(len(self.forecasts))
+        if self.workers > 1 and len(self.forecasts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.workers, len(self.forecasts))) as pool:
+                plans = list(pool.map(lambda d: self._plan_day(d, h, cap), days))
+        else:
+            plans = [self._plan_day(d, h, cap) for d in days]
+        info = dict(plans[0][1])
+        statuses = sorted({p[1]["status"] for p in plans})
+        info["status"] = statuses[0] if len(statuses) == 1 else "+".join(statuses)
+        info["forecast_days"] = len(plans)
+        info["build_seconds"] = round(sum(p[1]["build_seconds"] for p in plans), 2)
+        info["solve_seconds"] = round(max(p[1]["solve_seconds"] for p in plans), 2)
+        info["seconds"] = round(time.perf_counter() - t0, 2)
         info["at_order"] = i
         info["hour"] = round(h, 2)
         self.log.append(info)
-        if info["status"] == "optimal":
-            self.router.set_prices(prices, self.scale)
+        if info["status"] != "optimal":
+            return
+        mean = Prices(np.mean([p[0].carrier for p in plans], axis=0),
+                      np.mean([p[0].location for p in plans], axis=0),
+                      np.mean([p[0].stock for p in plans], axis=0))
+        info["priced_carriers"] = int((mean.carrier > 0).sum())
+        info["priced_locations"] = int((mean.location > 0).sum())
+        info["priced_stock"] = int((mean.stock > 0).sum())
+        self.router.set_prices(mean, self.scale)
 
     def summary(self) -> dict[str, Any]:
-        """The first plan's figures (the whole forecast, fresh capacity) and the re-plans'."""
+        """The first plan's figures (the first forecast day, fresh capacity) and the
+        re-plans'."""
         if not self.log:
             return {}
         out = dict(self.log[0])
         out["resolves"] = len(self.log)
         out["resolve_statuses"] = sorted({r["status"] for r in self.log})
-        out["resolve_seconds_total"] = round(
-            sum(r["build_seconds"] + r["solve_seconds"] for r in self.log), 2)
+        out["resolve_seconds_total"] = round(sum(r["seconds"] for r in self.log), 2)
         out["resolve_solve_seconds_max"] = max(r["solve_seconds"] for r in self.log)
         return out
 

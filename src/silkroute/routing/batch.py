@@ -16,11 +16,14 @@ from silkroute.routing.batch_search import (
     regret_construction,
 )
 from silkroute.routing.gap import AllocationProblem
+from silkroute.routing.gap_exchange import exchange_arrays, exchange_polish
+from silkroute.routing.gap_exchange import warm_up as warm_up_exchange
 from silkroute.routing.gap_kernels import compiled_tabu_search, warm_up
 
-# The tabu kernel is compiled (or loaded from Numba's cache) now, on import, not inside the
-# first solve's time limit.
+# The tabu and exchange kernels are compiled (or loaded from Numba's cache) now, on import,
+# not inside the first solve's time limit.
 warm_up()
+warm_up_exchange()
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -34,7 +37,7 @@ QUICK_SHARE = 0.08
 QUICK_MAX_SECONDS = 0.5
 #: the compiled tabu search's (gap_kernels) share of the remaining time and its stall limit
 #: in moves
-COMPILED_TABU_SHARE = 0.5
+COMPILED_TABU_SHARE = 0.85
 COMPILED_TABU_STALL = 10_000
 #: restarts from the best assignment after a stalled run; it stops after this many stalled
 #: runs in a row
@@ -56,10 +59,24 @@ LOOSE_HEURISTIC_WEIGHT = 0.0
 #: against 6360, d05200 12749 against 12755; plain HiGHS 6358 and 12752). With 10 or 20
 #: agents the start helps as often as it hurts (e10200 23307 with it, 23315 without).
 FEW_AGENTS_MIP_START = False
+#: share of the tabu search's time given instead to the iterated exchange search after it:
+#: a kick of `ILS_KICK` of the jobs (at least two), at most `ILS_REPAIR_MOVES` tabu moves
+#: back into the capacities, then cyclic and path exchanges of up to `ILS_DEPTH` jobs
+#: (`gap_exchange`); the result replaces the current assignment when at most `ILS_ACCEPT`
+#: (a share of its cost) worse
+ILS_SHARE = 0.5
+ILS_KICK = 0.02
+ILS_REPAIR_MOVES = 300
+ILS_DEPTH = 8
+ILS_ACCEPT = 3e-4
+#: the iterated exchange search stops after this share of its time without a new best (the
+#: rest goes to the neighbourhood search and the exact model: on e20200 the exchanges found
+#: nothing and the final model found the optimum before)
+ILS_PATIENCE = 0.5
 #: the large neighbourhood search stops after this share of its time without a gain
 LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
-LNS_SHARE = 0.2
+LNS_SHARE = 0.1
 
 
 @dataclass
@@ -136,7 +153,8 @@ class _Search:
         return False
 
     def closed(self) -> bool:
-        return self.best is not None and math.ceil(self.bound - 1e-6) >= self.best_cost
+        return self.best is not None and math.isfinite(self.bound) \
+            and math.ceil(self.bound - 1e-6) >= self.best_cost
 
 
 def _fixing_mask(
@@ -298,6 +316,45 @@ def _compiled_tabu(search: _Search, until: float, seed: int, target: float) -> N
             break
 
 
+def _iterated_exchange(search: _Search, until: float, seed: int,
+                       max_kicks: int | None = None) -> None:
+    """Iterated local search over cyclic and path exchanges (`gap_exchange`) from the best
+    assignment: kick a few jobs, let the tabu search walk back into the capacities for a few
+    moves (its best feasible assignment met), polish that by exchanges, and go on from it
+    when it is not much worse than the current one. Stops at `until`, when the bound closes
+    the search, after `ILS_PATIENCE` of its time without a new best, or after `max_kicks`
+    kicks (given `max_kicks`, the patience is off and, for a seed, the answer is always the
+    same)."""
+    problem = search.problem
+    if search.best is None:
+        return
+    arrays = exchange_arrays(problem)
+    rng = np.random.default_rng([seed, 104729])
+    x = exchange_polish(problem, search.best, ILS_DEPTH, until, arrays)
+    search.offer(x)
+    cx = problem.objective(x)
+    kick = max(2.0, ILS_KICK * problem.jobs) / problem.jobs
+    run = 0
+    began = last_gain = time.monotonic()
+    while time.monotonic() < until and not search.closed():
+        if max_kicks is not None and run >= max_kicks:
+            break
+        if max_kicks is None and time.monotonic() - last_gain > ILS_PATIENCE * (until - began):
+            break
+        y = _kicked(problem, x, kick, rng)
+        y = compiled_tabu_search(problem, y, until, seed=seed * 1_000_003 + run,
+                                 max_moves=ILS_REPAIR_MOVES)
+        run += 1
+        if not problem.is_feasible(y):
+            continue
+        y = exchange_polish(problem, y, ILS_DEPTH, until, arrays)
+        cy = problem.objective(y)
+        if cy <= cx + ILS_ACCEPT * abs(cx):
+            x, cx = y, cy
+            if search.offer(x):
+                last_gain = time.monotonic()
+
+
 def _heuristic_weight(problem: AllocationProblem) -> float:
     """How much of their share the tabu and neighbourhood searches get (0 to 1). They pay off
     when cheap options use much capacity (cost and use anti-correlated, as in types D and E),
@@ -376,12 +433,16 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
-    # penalised tabu search, then large neighbourhood search on small pieces
+    # penalised tabu search, iterated exchange search, then large neighbourhood search on
+    # small pieces
     if heuristic_weight > 0 and search.best is not None and not search.closed():
         target = float(math.ceil(search.bound - 1e-6))
-        tabu_until = time.monotonic() + COMPILED_TABU_SHARE * heuristic_weight \
-            * search.remaining()
-        _compiled_tabu(search, tabu_until, seed, target)
+        tabu_seconds = COMPILED_TABU_SHARE * heuristic_weight * search.remaining()
+        tabu_until = time.monotonic() + (1.0 - ILS_SHARE) * tabu_seconds
+        if ILS_SHARE < 1.0:
+            _compiled_tabu(search, tabu_until, seed, target)
+        if ILS_SHARE > 0 and not search.closed():
+            _iterated_exchange(search, tabu_until + ILS_SHARE * tabu_seconds, seed)
     if heuristic_weight > 0 and search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * heuristic_weight * search.remaining()
         _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,

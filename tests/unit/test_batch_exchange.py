@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from gap_helpers import brute_force
 
 from silkroute.routing import batch
 from silkroute.routing.gap import AllocationProblem
@@ -38,15 +39,6 @@ def _feasible_start(problem: AllocationProblem) -> np.ndarray:
     a = compiled_tabu_search(problem, start, math.inf, seed=0, max_moves=40)
     assert problem.is_feasible(a)
     return a
-
-
-def _brute_force(problem: AllocationProblem) -> int:
-    best = math.inf
-    for assignment in itertools.product(range(problem.agents), repeat=problem.jobs):
-        a = np.array(assignment)
-        if problem.is_feasible(a):
-            best = min(best, problem.objective(a))
-    return int(best)
 
 
 def _exchange(problem: AllocationProblem, a: np.ndarray, depth: int) -> tuple[int, list[int],
@@ -144,7 +136,7 @@ def test_iterated_exchange_reaches_the_brute_force_optimum() -> None:
     # from a feasible start, then it ends at the enumerated optimum, 652, and stops there
     # (the bound closes the search)
     problem = _random_problem(11, 3, 9)
-    optimum = _brute_force(problem)
+    optimum = brute_force(problem)
     assert optimum == 652
     # the start: the most expensive feasible assignment
     start = max((np.array(x) for x in itertools.product(range(3), repeat=9)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
 import numpy as np
 import pytest
+from gap_helpers import brute_force
 
 from silkroute.routing.gap import AllocationProblem
 from silkroute.routing.gap_kernels import TabuState, compiled_tabu_search
@@ -23,15 +23,6 @@ def _random_problem(seed: int, m: int, n: int, slack: float = 0.8) -> Allocation
     cost = 111 - weight + rng.integers(-10, 11, size=(m, n))
     capacity = (slack * weight.sum(axis=1) / m).astype(np.int64)
     return AllocationProblem(cost, weight, capacity)
-
-
-def _brute_force(problem: AllocationProblem) -> int:
-    best = math.inf
-    for assignment in itertools.product(range(problem.agents), repeat=problem.jobs):
-        a = np.array(assignment)
-        if problem.is_feasible(a):
-            best = min(best, problem.objective(a))
-    return int(best)
 
 
 def _penalised(problem: AllocationProblem, a: np.ndarray, alpha: np.ndarray) -> float:
@@ -122,7 +113,7 @@ def test_tiny_instance_reaches_the_brute_force_optimum() -> None:
     # given 3 agents and 9 jobs (19 683 assignments), when searched from the over-full start,
     # then the enumerated optimum is found, with chains of two jobs and of up to four
     problem = _random_problem(11, 3, 9)
-    optimum = _brute_force(problem)
+    optimum = brute_force(problem)
     assert optimum == 652 > problem.objective(_cheapest(problem)) == 328
     assert not problem.is_feasible(_cheapest(problem))
     best = compiled_tabu_search(problem, _cheapest(problem), FAR, seed=0, max_moves=500,

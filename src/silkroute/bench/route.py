@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import time
 from collections import Counter
@@ -149,10 +148,8 @@ def run_route_bench(spec: RouteBenchSpec, progress: Progress | None = None) -> d
             orders=spec.orders, seed=spec.seed + FORECAST_SEED_OFFSET + j))
             for j in range(FORECAST_DAYS)]
         # The first plan (whole forecast, fresh capacity) is made before the first order;
-        # re-plans on the rest of the forecast during the day, off the decision path. The
-        # plans' prices take the place of the built-in scarcity price (a stand-in for them).
-        priced = PricedRouter(index, Prices.zeros(index),
-                              dataclasses.replace(model, scarcity_price=0.0),
+        # re-plans on the rest of the forecast during the day, off the decision path.
+        priced = PricedRouter(index, Prices.zeros(index), model,
                               decline_above=unfulfilled_penalty(model),
                               admission_weight=ADMISSION_WEIGHT)
         rolling = RollingPrices(priced, forecasts, len(orders), PRICE_RESOLVES, PRICE_SCALE,

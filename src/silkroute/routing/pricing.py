@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -475,8 +476,6 @@ class RollingPrices:
         h = order_hour(order)
         days = range(len(self.forecasts))
         if self.workers > 1 and len(self.forecasts) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(min(self.workers, len(self.forecasts))) as pool:
                 plans = list(pool.map(lambda d: self._plan_day(d, h, cap), days))
         else:

@@ -13,7 +13,7 @@ from routing_tinynet import DAY, network, order
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostModel, OpportunityCosts
-from silkroute.routing.index import build_index
+from silkroute.routing.index import VIEW_HEAD, build_index
 from silkroute.routing.router import (
     _INF,
     CAPACITY_EXHAUSTED,
@@ -235,7 +235,8 @@ def test_priced_scan_is_the_brute_force_best(hour: float) -> None:
         line_w = float(ctx.lines[0][1] * ctx.lines[0][2])
         for lp in list(locs)[:6]:
             base = pr.loc_base(lp)
-            for weight in (150.0, 1_000.0, 4_500.0, 18_000.0, line_w):
+            # (weights on both sides of every reference weight of the views' bounds)
+            for weight in (150.0, 1_000.0, 2_200.0, 4_500.0, 18_000.0, line_w):
                 want = _brute_force(pr, lp, weight, base, opp.carrier)
                 unpriced = _brute_force(pr, lp, weight, base, 0.0 * opp.carrier)
                 moved += bool(want) and want[0][1] != unpriced[0][1]
@@ -260,3 +261,7 @@ def test_priced_scan_is_the_brute_force_best(hour: float) -> None:
                 checked += 1
     assert checked > 300
     assert moved > 20  # the prices do change the best carrier, often
+    # and scans ran past the first VIEW_HEAD positions of a view (its tail was made)
+    views = [v for by_key in opp.cache.values() if isinstance(by_key, dict)
+             for v in by_key.values()]
+    assert sum(len(v[0]) == VIEW_HEAD and v[6] is not None and v[6].made for v in views) > 0

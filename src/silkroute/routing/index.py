@@ -45,9 +45,18 @@ PRec = tuple[int, float, float, float, float, float, float, float, int]
 # A route seen with shadow prices at one hour class: its carriers' `PRec`s by their sort key
 # (fee + penalty x P(late) + price of a parcel of W_REF handed over at that hour), per
 # position the least fee + penalty x P(late) + price and the least fee per gram from there
-# on (at the first position, those of `View`, without prices), and the sort keys.
-PricedView = tuple[tuple[PRec, ...], Any, Any, Any]
+# on (at the first position, those of `View`, without prices), the sort keys, the least
+# cost with the price of a parcel of W_MID and of W_HEAVY from there on, and (when these
+# hold only the first VIEW_HEAD positions) the `ViewTail` that makes the whole view.
+PricedView = tuple[tuple[PRec, ...], Any, Any, Any, Any, Any, "ViewTail | None"]
+# Positions of a priced view made at once: most scans stop within them, and a view is used
+# by a few orders between re-plans, so the rest is made only for a scan that reaches it.
+VIEW_HEAD = 16
 W_REF = 1_000.0
+# Heavier reference weights (g) of a priced view's bounds: a scan bounds a parcel's cost by
+# interpolating the least costs at the two reference weights around its weight.
+W_MID = 3_000.0
+W_HEAVY = 8_000.0
 EAGER_ROUTES = 60_000  # build every route with the index when there are at most this many
 _DOM_BLOCK = 1 << 18  # pairs compared at once by `_dominated`
 # Probe scenarios of the dominance filter: per row, weight (kg) and penalty x P(late) on
@@ -55,6 +64,40 @@ _DOM_BLOCK = 1 << 18  # pairs compared at once by `_dominated`
 _PROBE_W = np.array([[w] for w in (0.0, 1.0, 5.0, 20.0) for _ in range(6)])
 _PROBE_P = np.array([[pen if d == j else 0.0 for j in range(3)]
                      for _ in range(4) for pen in (2_500.0, 5_000.0) for d in range(3)])
+
+
+def _view_lists(prec: np.ndarray, idx: np.ndarray, suf: np.ndarray,
+                tail: ViewTail | None) -> PricedView:
+    """A priced view's lists for the carriers `idx` (sorted) and their suffix minima `suf`
+    (plain lists: a priced view lives until the next re-plan, and lists are quicker to
+    build and to scan than arrays)."""
+    asuf, bsuf, keys, mid, heavy, a_view = suf.tolist()
+    asuf[0] = min(a_view[0], asuf[0])  # `view`'s (prices >= 0)
+    return tuple(prec[idx].tolist()), asuf, bsuf, keys, mid, heavy, tail
+
+
+class ViewTail:
+    """The rest of a priced view made of its first VIEW_HEAD positions: `full()` makes (once)
+    the whole view, for a scan that runs past them."""
+
+    __slots__ = ("_args", "_full")
+
+    def __init__(self, prec: np.ndarray, idx: np.ndarray, suf: np.ndarray) -> None:
+        self._args: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (prec, idx, suf)
+        self._full: PricedView | None = None
+
+    @property
+    def made(self) -> bool:
+        """Whether a scan has needed the whole view."""
+        return self._full is not None
+
+    def full(self) -> PricedView:
+        got = self._full
+        if got is None:
+            assert self._args is not None
+            got = self._full = _view_lists(*self._args, None)
+            self._args = None
+        return got
 
 
 def _dominated(by: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -411,8 +454,8 @@ class NetworkIndex:
                     self.priced_records(pen, promise, band, closed, price, cache)
 
     def priced_view(self, route: Route, band: int, penalty: float, promise: int,
-                    closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any]
-                    ) -> PricedView:
+                    closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any],
+                    idx: np.ndarray | None = None) -> PricedView:
         """The route as `view` sees it, with the carriers' shadow prices `price` (per parcel,
         by carrier position) folded in, for a router that charges them, for parcels handed
         over at `hour` (inf once the location has closed).
@@ -422,20 +465,24 @@ class NetworkIndex:
         whose cut-off has passed at `hour` (they pick up tomorrow: more lateness than `view`
         bounds them by), most of them in the evening peak. Here the carriers are sorted by
         their cost with the price for a parcel of W_REF handed over at `hour`, with per
-        position the suffix minima of fee + penalty x P(late) + price at that hour and of
-        fee per gram, so a scan can bound what is left from a position on by the key there
-        and those minima (see `_Pricer._best_priced`) and stop after the few carriers that
-        can still win. The view only depends on the hour through which cut-offs have passed
-        (its class among the cut-off levels). Each record carries the carrier's rank in
-        `view`'s order (`car_ranks`), so a scan can break ties between carriers of equal cost
-        exactly as the scan of `view` would (the earlier one wins). The first position's
-        minima are `view`'s (the least fee and fee per gram, without prices or passed
-        cut-offs: a lower bound, since prices are >= 0), so the location bounds read from
-        them (`_Pricer.ship_bound`, `_best_single`) are the same as without the fold. Prices
-        are constant between re-plans: the router caches these views with the prices, in
-        `cache` (`OpportunityCosts.cache`)."""
+        position the suffix minima of fee + penalty x P(late) + price at that hour, of fee
+        per gram and of the cost with the price at W_MID and W_HEAVY, so a scan can bound
+        what is left from a position on by the key there and those minima (see
+        `_Pricer._best_priced`) and stop after the few carriers that can still win. Only
+        the first VIEW_HEAD positions are made into lists at once (most scans stop there;
+        a view serves a few orders between re-plans): `ViewTail` makes the rest when a
+        scan needs it. The view only depends on the hour through which of the route's
+        carriers' cut-offs have passed (the router keys views by that class). Each record
+        carries the carrier's rank in `view`'s order (`car_ranks`), so a scan can break ties
+        between carriers of equal cost exactly as the scan of `view` would (the earlier one
+        wins). The first position's minima are `view`'s (the least fee and fee per gram,
+        without prices or passed cut-offs: a lower bound, since prices are >= 0), so the
+        location bounds read from them (`_Pricer.ship_bound`, `_best_single`) are the same
+        as without the fold. Prices are constant between re-plans: the router caches these
+        views with the prices, in `cache` (`OpportunityCosts.cache`). `idx` is the route's
+        carriers as an array, when the caller keeps one."""
         if not route:
-            return (), [], [], []
+            return (), [], [], [], [], [], None
         prec = self.priced_records(penalty, promise, band, closed, price, cache)
         hc = len(self._cutoff_levels()) + 1 if closed else \
             bisect.bisect_right(self._cutoff_levels(), hour)
@@ -444,23 +491,25 @@ class NetworkIndex:
         if got is None:
             got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
                                                     price)
-        pos, ap, b, k, a_view = got
-        idx = np.fromiter(route, dtype=np.int64, count=len(route))
+        pos, table = got
+        if idx is None:
+            idx = np.fromiter(route, dtype=np.int64, count=len(route))
         idx = idx[pos[idx].argsort()]
-        asuf = np.minimum.accumulate(ap[idx][::-1])[::-1]
-        bsuf = np.minimum.accumulate(b[idx][::-1])[::-1]
-        asuf[0] = min(float(a_view[idx].min()), float(asuf[0]))  # `view`'s (prices >= 0)
-        # (plain lists: a priced view lives until the next re-plan, and lists are quicker
-        # to build and to scan than `array`s)
-        return (tuple(prec[idx].tolist()), asuf.tolist(), bsuf.tolist(), k[idx].tolist())
+        # suffix minima of every column at once (the keys are sorted: theirs are the keys)
+        suf = np.minimum.accumulate(table[:, idx[::-1]], axis=1)[:, ::-1]
+        tail = None
+        if len(idx) > VIEW_HEAD:
+            tail = ViewTail(prec, idx, suf)
+            idx, suf = idx[:VIEW_HEAD], suf[:, :VIEW_HEAD]
+        return _view_lists(prec, idx, suf, tail)
 
     def _priced_columns(self, penalty: float, promise: int, band: int, closed: bool,
-                        hour: float, price: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                        hour: float, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What `priced_view` reads per carrier for one scenario, band and hour class: its
-        position in the order of all carriers by (sort key, rank in `view`), fee + penalty x
-        P(late) + price as handed over at `hour`, fee per gram, the sort key (that + fee per
-        gram x W_REF), and fee + penalty x P(late) as `view` has it."""
+        position in the order of all carriers by (sort key, rank in `view`), and a table
+        with a column per carrier: fee + penalty x P(late) + price as handed over at `hour`,
+        fee per gram, the sort key (that + fee per gram x W_REF), the cost with the price of
+        a parcel of W_MID and of W_HEAVY, and fee + penalty x P(late) as `view` has it."""
         today, tomorrow = self.scenario_arrays(penalty, promise)
         a_view = (tomorrow if closed else today)[band]
         late = self.car_cutoff <= hour  # picked up tomorrow (all once closed)
@@ -470,7 +519,7 @@ class NetworkIndex:
         order = np.lexsort((self.car_ranks(penalty, promise, band, closed), k))
         pos = np.empty(len(k), dtype=np.int64)
         pos[order] = np.arange(len(k))
-        return pos, ap, b, k, a_view
+        return pos, np.stack((ap, b, k, ap + b * W_MID, ap + b * W_HEAVY, a_view))
 
     def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
         """`scenario` as (bands, carriers) arrays."""

@@ -6,6 +6,7 @@ import bisect
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, cast
 
 import numpy as np
@@ -13,7 +14,15 @@ import numpy as np
 from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostBreakdown, CostModel, OpportunityCosts
-from silkroute.routing.index import W_REF, NetworkIndex, PricedView, Route, View
+from silkroute.routing.index import (
+    W_HEAVY,
+    W_MID,
+    W_REF,
+    NetworkIndex,
+    PricedView,
+    Route,
+    View,
+)
 from silkroute.routing.policy import OrderRequest
 
 NO_STOCK = "no_stock"
@@ -41,6 +50,9 @@ def day_share(hour: float) -> float:
 _INF = float("inf")
 # Key in `CapacityState.tables` of the masks of carriers with capacity behind its routes.
 _LIVE = (-1.0, 0)
+# Keys in `CapacityState.tables` of its routes' ids (see `_Pricer._priced_view`).
+_LEVELS = (1.0, 0)
+_ROUTE_IDS = (1.0, 1)
 # A `_Pricer.memo` entry, unpriced or priced (what `best` and `_best_priced` read).
 _Seen = tuple[View, int, float]
 _PricedSeen = tuple[PricedView, int, float]
@@ -202,7 +214,7 @@ class _Pricer:
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
                  "penalty", "n_zones", "pace", "views", "memo", "cap", "opp_cache",
-                 "levels")
+                 "route_levels", "route_ids")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -221,10 +233,16 @@ class _Pricer:
         views = cache.get((ctx.penalty, ctx.promise))
         if views is None:
             views = cache[(ctx.penalty, ctx.promise)] = {}
-        # view key -> (the route, its `View` or `PricedView`)
-        self.views: dict[int, tuple[Route, View | PricedView]] = views
+        # view key -> (the route, its `View`), or with shadow prices its `PricedView`
+        self.views: dict[int, Any] = views
         self.opp_cache: dict[Any, Any] = cache  # (read with shadow prices only)
-        self.levels = index._cutoff_levels()
+        # (with shadow prices, kept with the capacity state like the routes) route key ->
+        # (the route, its id), and a route's carriers -> its id: (a number, the sorted
+        # cut-off hours of its carriers, its carriers as an array); see `_priced_view`
+        self.route_levels: dict[int, tuple[Route, tuple[int, list[float], Any]]] = \
+            cap.tables.setdefault(_LEVELS, {})
+        self.route_ids: dict[Route, tuple[int, list[float], Any]] = \
+            cap.tables.setdefault(_ROUTE_IDS, {})  # type: ignore[assignment]
         # location -> (its view, its route's key, the hour its carriers see: inf once closed)
         self.memo: dict[int, tuple[View | PricedView, int, float]] = {}
         _s, self.loc_left, self.car_left = cap.views()
@@ -287,22 +305,49 @@ class _Pricer:
         hot = self.hot
         hour = self.hour
         closed = hour >= hot.loc_closes[lp]
+        if self.opp_car is not None:
+            return self._priced_view(lp, route, key, closed)
         vkey = key * 2 + closed
-        opp = self.opp_car
-        if opp is not None:  # priced views are by hour class too (see `priced_view`)
-            vkey = vkey * 64 + (63 if closed else bisect.bisect_right(self.levels, hour))
         v = self.views.get(vkey)
         if v is not None and v[0] is not route and v[0] == route:
             # the route was rebuilt (a carrier ran out) with the same carriers as before:
-            # the view still holds (a quarter of the priced views built were such repeats)
+            # the view still holds
             v = self.views[vkey] = (route, v[1])
         if v is None or v[0] is not route:
             v = self.views[vkey] = (route, self.index.view(
-                route, key & 3, self.penalty, self.promise, closed) if opp is None
-                else self.index.priced_view(route, key & 3, self.penalty, self.promise,
-                                            closed, _INF if closed else hour, opp,
-                                            self.opp_cache))
+                route, key & 3, self.penalty, self.promise, closed))
         got = self.memo[lp] = (v[1], key, _INF if closed else hour)
+        return got
+
+    def _priced_view(self, lp: int, route: Route, key: int, closed: bool
+                     ) -> tuple[View | PricedView, int, float]:
+        """`view` with shadow prices. A priced view is a function of the route's carriers
+        (not of its key: many pairs of zones are served by the same carriers), its band,
+        the scenario, and the hour class: how many of the route's own carriers' cut-off
+        hours have passed (other carriers' cut-offs do not change it; in the evening peak,
+        past the last cut-off of most routes, one view serves every hour). So views are
+        cached by (the route's content, band, closing, hour class), with the prices."""
+        lv = self.route_levels.get(key)
+        if lv is None or lv[0] is not route:
+            ids = self.route_ids
+            rid = ids.get(route)
+            if rid is None:
+                cut = self.hot.car_cutoff
+                rid = ids[route] = (len(ids), sorted({cut[c] for c in route}),
+                                    np.fromiter(route, dtype=np.int64, count=len(route)))
+            lv = self.route_levels[key] = (route, rid)
+        rid = lv[1]
+        hour = self.hour
+        vkey = ((rid[0] * 4 + (key & 3)) * 2 + closed) * 64 + (
+            63 if closed else bisect.bisect_right(rid[1], hour))
+        v = self.views.get(vkey)
+        if v is None:
+            opp = self.opp_car
+            assert opp is not None
+            v = self.views[vkey] = self.index.priced_view(
+                route, key & 3, self.penalty, self.promise, closed, _INF if closed else hour,
+                opp, self.opp_cache, rid[2])
+        got = self.memo[lp] = (v, key, _INF if closed else hour)
         return got
 
     def _rebuild(self, lp: int, key: int) -> None:
@@ -382,24 +427,44 @@ class _Pricer:
         whose bound + `base` exceeds the total to beat (strictly: a carrier of equal total
         and lower rank may follow). Totals are the same floats as there (price added last).
 
-        The bound of the carriers from position j on, with A = the least fee + lateness (as
-        handed over at the order's hour) + price from j on, B = the least fee per gram, K =
-        the sort key at j (the same for W_REF grams; keys only grow): a carrier's cost for
-        w grams is at least A (1 - w/W_REF) + K w/W_REF for w <= W_REF (cost is linear in
-        the weight: between its costs at 0 and W_REF grams) and K + B (w - W_REF) above,
-        scarcity being >= 0. (This beats the unpriced view's A + B w, which lets a scan of
-        a long route run on.) The coefficients are shrunk by 1e-9 so that rounding cannot
-        lift the bound over a cost (all terms are >= 0: prices are). Its next best with
-        `two` False is whatever it met on the way, as there."""
+        The bound of the carriers from position j on: a carrier's cost without scarcity
+        (>= 0) is linear in the weight, so for w between two reference weights it is at
+        least the interpolation of the least costs from j on at those two weights. The
+        view has them at 0 g (A = the least fee + lateness, as handed over at the order's
+        hour, + price), W_REF (K = the sort key at j: keys only grow), W_MID and W_HEAVY;
+        above W_HEAVY the bound is the least cost there + B (w - W_HEAVY), B = the least
+        fee per gram. (This beats the unpriced view's A + B w, which lets a scan of a long
+        route run on; the references above W_REF halve the scans of parcels of a few kg.)
+        The coefficients are shrunk by 1e-9 so that rounding cannot lift the bound over a
+        cost (all terms are >= 0: prices are). A view holds its first VIEW_HEAD positions
+        (`NetworkIndex.priced_view`); a scan that runs through them goes on in the whole
+        view (`ViewTail`). Its next best with `two` False is whatever it met on the way, as
+        there."""
+        # the bound from a position on: k1 x1 + k2 x2 (+ k3 x3), the x's being the view's
+        # lists at positions i1, i2, i3 (see the docstring)
         if weight <= W_REF:
-            ka = weight / W_REF
-            aa, kb = (1.0 - ka) * _SHRINK, 0.0
-            ka *= _SHRINK
+            i1, i2, i3 = 1, 3, 2  # least fee + lateness + price, sort key, least fee per g
+            k2 = weight / W_REF
+            k1, k3 = 1.0 - k2, 0.0
+        elif weight <= W_MID:
+            i1, i2, i3 = 3, 4, 2  # sort key (W_REF), least cost at W_MID
+            k2 = (weight - W_REF) / (W_MID - W_REF)
+            k1, k3 = 1.0 - k2, 0.0
+        elif weight <= W_HEAVY:
+            i1, i2, i3 = 4, 5, 2  # least cost at W_MID, at W_HEAVY
+            k2 = (weight - W_MID) / (W_HEAVY - W_MID)
+            k1, k3 = 1.0 - k2, 0.0
         else:
-            aa, ka, kb = 0.0, _SHRINK, (weight - W_REF) * _SHRINK
+            i1, i2, i3 = 5, 2, 2  # least cost at W_HEAVY, least fee per gram
+            k1, k2, k3 = 1.0, weight - W_HEAVY, 0.0
+        k1 *= _SHRINK
+        k2 *= _SHRINK
         for attempt in (0, 1):
             got = self.memo.get(lp) or self.view(lp)
-            (recs, asuf, bsuf, keys), key, hour = cast(_PricedSeen, got)
+            v: Any
+            v, key, hour = cast(_PricedSeen, got)
+            recs = v[0]
+            tail = v[6]
             t1 = t2 = _INF
             c1 = c2 = -1
             r1 = r2 = 0
@@ -408,28 +473,42 @@ class _Pricer:
             left_of = self.car_left
             price = self.price
             skipped = False
-            for rec, a_lo, b_lo, k in zip(recs, asuf, bsuf, keys, strict=True):
-                lb = aa * a_lo + ka * k + kb * b_lo
-                if lb >= cut or lb + base > bt:
-                    break
-                c, a_today, a_tom, cutoff, per_g, maxw, inv, o, r = rec
-                left = left_of[c]
-                if left <= 0:
-                    skipped = True
-                    continue
-                if weight > maxw:
-                    continue
-                u = 1.0 - left * inv
-                u *= u
-                t = (a_today if hour < cutoff else a_tom) + per_g * weight + price * u * u
-                t += o
-                if t < cut:
-                    t += base
-                    if t < t1 or (t == t1 and r < r1):
-                        t2, c2, r2, t1, c1, r1 = t1, c1, r1, t, c, r
-                    elif t < t2 or (t == t2 and r < r2):
-                        t2, c2, r2 = t, c, r
-                    bt = t2 if two else t1
+            seg: Any = zip(recs, v[i1], v[i2], v[i3], strict=True)
+            while True:
+                for rec, y1, y2, y3 in seg:
+                    lb = k1 * y1 + k2 * y2 + k3 * y3
+                    if lb >= cut or lb + base > bt:
+                        break
+                    c, a_today, a_tom, cutoff, per_g, maxw, inv, o, r = rec
+                    left = left_of[c]
+                    if left <= 0:
+                        skipped = True
+                        continue
+                    if weight > maxw:
+                        continue
+                    u = 1.0 - left * inv
+                    u *= u
+                    t = (a_today if hour < cutoff else a_tom) + per_g * weight \
+                        + price * u * u
+                    t += o
+                    if t < cut:
+                        t += base
+                        if t < t1 or (t == t1 and r < r1):
+                            t2, c2, r2, t1, c1, r1 = t1, c1, r1, t, c, r
+                        elif t < t2 or (t == t2 and r < r2):
+                            t2, c2, r2 = t, c, r
+                        bt = t2 if two else t1
+                else:
+                    if tail is not None:
+                        # the scan ran through the view's head: go on in the whole view
+                        full: Any = tail.full()
+                        tail = None
+                        n0 = len(recs)
+                        seg = zip(islice(full[0], n0, None), islice(full[i1], n0, None),
+                                  islice(full[i2], n0, None), islice(full[i3], n0, None),
+                                  strict=True)
+                        continue
+                break
             if not skipped or attempt:
                 break
             self._rebuild(lp, key)

@@ -379,14 +379,12 @@ def test_a_key_reused_for_another_authorization_captures_nothing(pair):
     assert (a.capture_count, a.authorization_count, a.captured_total(KRW)) == (1, 2, krw(100))
 
 
-def test_first_calls_are_one_statement_each_on_postgresql(pair, backend):
-    """The buy-now path calls authorize and capture once per order: on PostgreSQL each first
-    call is one statement in autocommit (no BEGIN, no COMMIT); SQLite runs the general
-    path in a transaction (BEGIN IMMEDIATE, the work, the claim of the key)."""
+def _spy(prov: DurableTestPaymentProvider) -> tuple[list[str], Any]:
+    """Record the first word of every statement `prov` sends: through its engine (with
+    BEGIN and COMMIT), and on PostgreSQL through its plain-driver pool as `raw:<word>`.
+    Returns the list and a function that stops recording."""
     from sqlalchemy import event
 
-    a, _ = pair
-    assert a.authorization_count == 0  # (on SQLite this prepares the side file first)
     sent: list[str] = []
 
     def seen(_conn, _cursor, statement, *_args):
@@ -395,18 +393,132 @@ def test_first_calls_are_one_statement_each_on_postgresql(pair, backend):
     def commits(_conn):
         sent.append("COMMIT")
 
-    event.listen(a.engine, "before_cursor_execute", seen)
-    event.listen(a.engine, "commit", commits)
+    event.listen(prov.engine, "before_cursor_execute", seen)
+    event.listen(prov.engine, "commit", commits)
+    raw = prov._raw
+    first_row = raw.first_row if raw is not None else None
+    if raw is not None:
+        def spied(sql: str, params: Any) -> Any:
+            sent.append("raw:" + sql.split()[0].upper())
+            return first_row(sql, params)
+
+        raw.first_row = spied  # type: ignore[method-assign]
+
+    def stop() -> None:
+        event.remove(prov.engine, "before_cursor_execute", seen)
+        event.remove(prov.engine, "commit", commits)
+        if raw is not None:
+            del raw.first_row  # back to the class's method
+
+    return sent, stop
+
+
+def test_first_calls_are_one_statement_each_on_postgresql(pair, backend):
+    """The buy-now path calls authorize and capture once per order: on PostgreSQL each first
+    call is one statement in autocommit (no BEGIN, no COMMIT), sent on the driver directly;
+    SQLite runs the general path in a transaction (BEGIN IMMEDIATE, the work, the claim of
+    the key)."""
+    a, _ = pair
+    assert a.authorization_count == 0  # (on SQLite this prepares the side file first)
+    sent, stop = _spy(a)
     auth = a.authorize(idempotency_key="auth", payment_method=APPROVE, amount=krw(300))
     after_authorize = list(sent)
     cap = a.capture(idempotency_key="cap", authorization=auth.provider_reference)
     after_capture = sent[len(after_authorize):]
-    event.remove(a.engine, "before_cursor_execute", seen)
-    event.remove(a.engine, "commit", commits)
+    stop()
     assert cap.amount == krw(300)
     if backend == "postgres":
-        assert (after_authorize, after_capture) == (["WITH"], ["WITH"])
+        assert (after_authorize, after_capture) == (["raw:WITH"], ["raw:WITH"])
     else:
         assert (after_authorize, after_capture) == (
             ["BEGIN", "INSERT", "INSERT", "COMMIT"],
             ["BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"])
+
+
+def _books(prov: DurableTestPaymentProvider) -> dict[str, list[tuple[Any, ...]]]:
+    """The sandbox's rows, references replaced by their kind and order of appearance."""
+    from silkroute.store.test_provider_tables import (
+        testpay_authorizations,
+        testpay_captures,
+        testpay_operations,
+    )
+
+    names: dict[str, str] = {}
+
+    def name(ref: Any) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("test_"):
+            return ref
+        return names.setdefault(ref, f"{ref.split('_')[1]}{len(names)}")
+
+    ops = testpay_operations
+    with prov.engine.connect() as conn:
+        return {
+            "operations": [
+                (r.key, r.fingerprint if r.operation == "authorize" else None, r.operation,
+                 r.status, name(r.reference), r.amount, r.currency, name(r.parent),
+                 r.decline_reason, r.error_code)
+                for r in conn.execute(select(ops).order_by(ops.c.id))],
+            "authorizations": [
+                (name(r.reference), r.card_last4, r.amount, r.currency, r.status,
+                 name(r.capture_reference))
+                for r in conn.execute(select(testpay_authorizations))],
+            "captures": [
+                (name(r.reference), name(r.authorization_ref), r.amount, r.currency,
+                 r.refunded)
+                for r in conn.execute(select(testpay_captures))],
+        }
+
+
+def test_authorize_and_capture_leave_the_rows_of_the_two_calls(engine, backend):
+    """Given a provider, when one order is paid by authorize-then-capture and another by
+    `authorize_and_capture`, both leave the same rows (with their own keys); the latter is
+    one statement on PostgreSQL and one transaction of the side file on SQLite."""
+    one, other = TestPaymentProvider.durable(engine), TestPaymentProvider.durable(engine)
+    try:
+        auth = one.authorize(idempotency_key="auth-k", payment_method=APPROVE,
+                             amount=krw(2500))
+        cap = one.capture(idempotency_key="cap-k", authorization=auth.provider_reference)
+        two_calls = _books(one)
+        with one.engine.begin() as conn:
+            for table in reversed(TEST_PROVIDER_TABLES):
+                conn.execute(table.delete())
+        assert other.authorization_count == 0  # (on SQLite this prepares the side file)
+        sent, stop = _spy(other)
+        pair_ = other.authorize_and_capture(authorize_key="auth-k", capture_key="cap-k",
+                                            payment_method=APPROVE, amount=krw(2500))
+        stop()
+        assert sent == (["raw:WITH"] if backend == "postgres" else
+                        ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"])
+        assert pair_ is not None
+        a2, c2 = pair_
+        assert (a2.operation, a2.status, a2.amount, a2.idempotency_key, a2.parent) == (
+            auth.operation, auth.status, auth.amount, "auth-k", None)
+        assert (c2.operation, c2.status, c2.amount, c2.idempotency_key, c2.parent) == (
+            cap.operation, cap.status, cap.amount, "cap-k", a2.provider_reference)
+        assert _books(other) == two_calls == {
+            "operations": [
+                ("auth-k", two_calls["operations"][0][1], "authorize", "authorized",
+                 "auth0", 2500, "KRW", None, None, None),
+                ("cap-k", None, "capture", "captured", "capture1", 2500, "KRW", "auth0",
+                 None, None)],
+            "authorizations": [("auth0", "4242", 2500, "KRW", "captured", "capture1")],
+            "captures": [("capture1", "auth0", 2500, "KRW", 0)],
+        }
+        # the same keys again: not a first call, nothing of it stays; the two calls then
+        # replay the first answers
+        assert other.authorize_and_capture(authorize_key="auth-k", capture_key="cap-k",
+                                           payment_method=APPROVE, amount=krw(2500)) is None
+        assert other.authorize(idempotency_key="auth-k", payment_method=APPROVE,
+                               amount=krw(2500)) == a2
+        assert other.capture(idempotency_key="cap-k",
+                             authorization=a2.provider_reference) == c2
+        assert (other.capture_count, other.authorization_count) == (1, 1)
+        # another card than an approving one is never taken in one go
+        for card in (TIMEOUT, RETRY, "4000000000000002"):
+            assert other.authorize_and_capture(
+                authorize_key=f"a-{card}", capture_key=f"c-{card}", payment_method=card,
+                amount=krw(100)) is None
+        assert (other.capture_count, other.authorization_count) == (1, 1)
+    finally:
+        one.close()
+        other.close()

@@ -39,16 +39,26 @@ def backend() -> str:  # the engine fixture on PostgreSQL only: SQLite inserts a
 
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement the engine sends while the block runs, first words only."""
+    """Every statement the engine sends while the block runs, first words only: through
+    SQLAlchemy, and on the driver directly (`sql.execute_on_driver`: the flushes and the
+    lock-free reads run before a transaction)."""
     sent: list[str] = []
+    on_driver = sql.execute_on_driver
 
-    def record(_conn, _cursor, sql, *_rest) -> None:  # noqa: ANN001
-        sent.append(" ".join(sql.split()[:3]))
+    def record(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
+        sent.append(" ".join(statement.split()[:3]))
+
+    def record_on_driver(conn, statement, params):  # noqa: ANN001, ANN202
+        if conn.engine is engine:
+            sent.append(" ".join(statement.split()[:3]))
+        return on_driver(conn, statement, params)
 
     event.listen(engine, "before_cursor_execute", record)
+    sql.execute_on_driver = record_on_driver  # type: ignore[assignment]
     try:
         yield sent
     finally:
+        sql.execute_on_driver = on_driver  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
 
 
@@ -362,3 +372,39 @@ def _sku(engine: Engine, code: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(t.skus.c.id).where(t.skus.c.code == code))
                    .scalar_one())
+
+
+@pg
+def test_the_one_click_context_reads_the_same_on_the_driver_as_through_sqlalchemy(
+        engine: Engine, uow) -> None:  # noqa: ANN001
+    """Given a market and one paid one-click order, the context read run on the driver
+    (before the unit of work's transaction) gives the rows SQLAlchemy gives inside it."""
+    from silkroute.store.money_repo import _one_click_context
+
+    market = money_market(uow)
+    _buy(uow, market, "k1")
+    context = _one_click_context()
+    rows = {}
+    for key in ("k1", "k2"):  # the key claimed, and a fresh one
+        params = {"buyer_id": market.buyer_seoul, "sku": "TEA-1", "period": "2026-11",
+                  "scope": f"one_click:buyer:{market.buyer_seoul}", "key": key}
+        with statements(engine) as sent, UnitOfWork(engine) as u:
+            on_driver = context.all(u.conn, params)
+            assert u.conn.info.get(sql._OUTSIDE)  # no transaction begun by it
+        assert sent == ["SELECT skus.id AS"]
+        with UnitOfWork(engine) as u:
+            u.conn.execute(select(1))  # the transaction has begun: through SQLAlchemy
+            through_sqlalchemy = context.all(u.conn, params)
+        assert [r._fields for r in on_driver] == [tuple(r._fields)
+                                                  for r in through_sqlalchemy]
+        assert [tuple(r) for r in on_driver] == [tuple(r) for r in through_sqlalchemy]
+        rows[key] = on_driver
+    template = {"currency": "KRW", "flat_fee": 3000, "weight_bands": [],
+                "free_threshold": 50000, "free_for_members": True}
+    assert [tuple(r) for r in rows["k2"]] == [(
+        1, "KRW", 1, "TEA-1", True, 300, 12000, market.buyer_seoul, 1, 37.566, 126.9784,
+        1835848, 1, "4242424242424242", "KRW", template, 1, None, None, 1, "Seoul WH",
+        37.566, 126.9784, 19, None, None, 2, 2)]
+    assert [r.key_id for r in rows["k1"]] == [1]  # the claimed key; otherwise the same
+    assert [tuple(r)[:18] + tuple(r)[19:] for r in rows["k1"]] == \
+        [tuple(r)[:18] + tuple(r)[19:] for r in rows["k2"]]

@@ -7,11 +7,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from silkroute import console
 from silkroute.api import background, errors
+from silkroute.api.fast_paths import BuyNowFastPath
 from silkroute.api.metrics import ApiMetrics
 from silkroute.api.routers import (
     accounts,
@@ -22,6 +23,9 @@ from silkroute.api.routers import (
     payments,
     sellers,
 )
+from silkroute.api.tuning import DEFAULT_THREADS
+from silkroute.store.auth_repositories import LiveAccounts
+from silkroute.store.raw_pg import AsyncAutocommitPool, conninfo_of
 
 API_VERSION = "1"
 DESCRIPTION = """The silkroute marketplace API. Every error is JSON
@@ -67,11 +71,19 @@ def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   lifespan=background.lifespan)
     app.state.engine = engine
+    # PostgreSQL: every request's token lookup awaited on the event loop (auth.py).
+    app.state.live_accounts = None
+    if engine.dialect.name == "postgresql":
+        pool = AsyncAutocommitPool(conninfo_of(engine), size=threads or DEFAULT_THREADS)
+        app.state.live_accounts = LiveAccounts(pool)
+        # ... whose connections close with the engine's (`Engine.dispose`)
+        event.listen(engine, "engine_disposed", lambda _engine: pool.close())
     app.state.metrics = ApiMetrics()
     app.state.jobs_interval = jobs_interval
     app.state.threads = threads
     app.state.freeze_heap = freeze_heap
     errors.install(app)
+    app.add_middleware(BuyNowFastPath)  # inside BodyLimit (added after: the outer one)
     app.add_middleware(BodyLimit)
     for router in (buyers.router, payments.router, cart.router, sellers.router,
                    operators.router, accounts.router, delivery.router):

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Column,
     Connection,
@@ -42,11 +43,15 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import NullPool
 
 from silkroute.domain.errors import ValidationError
@@ -62,11 +67,13 @@ from silkroute.payments.port import (
 )
 from silkroute.payments.test_provider import (
     APPROVE_ON_RETRY,
+    TIMEOUT,
     card_decline_reason,
     check_amount,
     normalize_card,
 )
 from silkroute.store.engine import READ_ONLY, database_url, is_sqlite, make_engine
+from silkroute.store.raw_pg import AutocommitPool, conninfo_of
 from silkroute.store.tables import demo_marker as silkroute_meta
 from silkroute.store.test_provider_tables import (
     SANDBOX_META_KEY,
@@ -111,28 +118,46 @@ _TAKE_AUTH_UP_TO = _TAKE_AUTH.where(_auths.c.currency == bindparam("b_currency")
 # provider was 9 of a buy-now's 15 round trips. A statement that changes nothing (a
 # capture the authorization does not allow) or meets the key taken (IntegrityError) leaves
 # no trace, and the general path (`_once`) then records the decline or replays the answer.
-_PG_AUTHORIZE = text(
+# They run on the driver directly (`store.raw_pg`), not through SQLAlchemy.
+_PG_AUTHORIZE = (
     "WITH auth AS (INSERT INTO testpay_authorizations "
     "(reference, card_last4, amount, currency, status) "
-    "VALUES (:reference, :last4, :amount, :currency, 'authorized')) "
+    "VALUES (%(reference)s, %(last4)s, %(amount)s, %(currency)s, 'authorized')) "
     "INSERT INTO testpay_operations "
     "(key, fingerprint, operation, status, reference, amount, currency) "
-    "VALUES (:key, :fingerprint, 'authorize', 'authorized', :reference, :amount, :currency) "
-    "RETURNING id")
-_PG_CAPTURE = text(
+    "VALUES (%(key)s, %(fingerprint)s, 'authorize', 'authorized', %(reference)s, %(amount)s, "
+    "%(currency)s) RETURNING id")
+_PG_CAPTURE = (
     "WITH took AS (UPDATE testpay_authorizations "
-    "SET status = 'captured', capture_reference = :capture_ref "
-    "WHERE reference = :ref AND status = 'authorized' AND (CAST(:take AS BIGINT) IS NULL "
-    "OR (currency = CAST(:currency AS VARCHAR) AND amount >= CAST(:take AS BIGINT))) "
-    "RETURNING COALESCE(CAST(:take AS BIGINT), amount) AS amount, currency), "
+    "SET status = 'captured', capture_reference = %(capture_ref)s "
+    "WHERE reference = %(ref)s AND status = 'authorized' AND (CAST(%(take)s AS BIGINT) IS NULL "
+    "OR (currency = CAST(%(currency)s AS VARCHAR) AND amount >= CAST(%(take)s AS BIGINT))) "
+    "RETURNING COALESCE(CAST(%(take)s AS BIGINT), amount) AS amount, currency), "
     "cap AS (INSERT INTO testpay_captures "
     "(reference, authorization_ref, amount, currency, refunded) "
-    "SELECT :capture_ref, :ref, amount, currency, 0 FROM took RETURNING amount, currency), "
+    "SELECT %(capture_ref)s, %(ref)s, amount, currency, 0 FROM took "
+    "RETURNING amount, currency), "
     "op AS (INSERT INTO testpay_operations "
     "(key, fingerprint, operation, status, reference, amount, currency, parent) "
-    "SELECT :key, :fingerprint, 'capture', 'captured', :capture_ref, amount, currency, :ref "
-    "FROM cap) "
+    "SELECT %(key)s, %(fingerprint)s, 'capture', 'captured', %(capture_ref)s, amount, "
+    "currency, %(ref)s FROM cap) "
     "SELECT amount, currency FROM cap")
+# Authorize and capture in full, both first calls, as ONE statement (`authorize_and_capture`):
+# the rows are those the two statements above leave (the authorization captured, its
+# capture, and the two operations in that order), one round trip instead of two.
+_PG_AUTHORIZE_AND_CAPTURE = (
+    "WITH auth AS (INSERT INTO testpay_authorizations "
+    "(reference, card_last4, amount, currency, status, capture_reference) "
+    "VALUES (%(auth_ref)s, %(last4)s, %(amount)s, %(currency)s, 'captured', %(capture_ref)s)), "
+    "cap AS (INSERT INTO testpay_captures "
+    "(reference, authorization_ref, amount, currency, refunded) "
+    "VALUES (%(capture_ref)s, %(auth_ref)s, %(amount)s, %(currency)s, 0)) "
+    "INSERT INTO testpay_operations "
+    "(key, fingerprint, operation, status, reference, amount, currency, parent) "
+    "VALUES (%(auth_key)s, %(auth_fingerprint)s, 'authorize', 'authorized', %(auth_ref)s, "
+    "%(amount)s, %(currency)s, NULL), "
+    "(%(capture_key)s, %(capture_fingerprint)s, 'capture', 'captured', %(capture_ref)s, "
+    "%(amount)s, %(currency)s, %(auth_ref)s) RETURNING id")
 
 
 class _Claimed(Exception):
@@ -173,7 +198,8 @@ class DurableTestPaymentProvider:
         self.platform_url = platform_url
         self._side_file = side_file
         self._one_statement = engine.dialect.name == "postgresql"
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The one-statement first calls run on plain psycopg connections in autocommit.
+        self._raw = AutocommitPool(conninfo_of(engine)) if self._one_statement else None
         self._ready = not side_file
         self._lock = threading.Lock()
 
@@ -199,6 +225,8 @@ class DurableTestPaymentProvider:
         return cls(make_engine(url, pool_size=8, max_overflow=8), platform_url=url)
 
     def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
         self.engine.dispose()
 
     # the port ---------------------------------------------------------------------------
@@ -275,10 +303,65 @@ class DurableTestPaymentProvider:
                 "currency": None if amount is None else amount.currency})
             if row is not None:
                 return PaymentResult(PaymentOperation.CAPTURE, reference,
-                                     PaymentStatus.CAPTURED, Money(int(row.amount),
-                                                                   row.currency),
+                                     PaymentStatus.CAPTURED, Money(int(row[0]), row[1]),
                                      idempotency_key, parent=authorization)
         return self._once(idempotency_key, PaymentOperation.CAPTURE, fingerprint, perform)
+
+    def authorize_and_capture(self, *, authorize_key: str, capture_key: str,
+                              payment_method: str, amount: Money
+                              ) -> tuple[PaymentResult, PaymentResult] | None:
+        """`authorize` then `capture` of all of it, when both are first calls that approve,
+        in one transaction: on PostgreSQL one statement in autocommit, on SQLite one
+        write transaction of the side file instead of two. The same rows and results as
+        the two calls. None when it is not that case (another card, a key already used, a
+        failure; nothing of it stays): the caller then makes the two calls, which answer
+        it as usual."""
+        if not _valid_key(authorize_key) or not _valid_key(capture_key) or \
+                not isinstance(amount, Money) or amount.amount <= 0:
+            return None
+        card = normalize_card(payment_method)
+        if card in (TIMEOUT, APPROVE_ON_RETRY) or \
+                card_decline_reason(card, authorize_key, 1) is not None:
+            return None
+        auth_ref, capture_ref = _reference("auth"), _reference("capture")
+        auth_fingerprint = _fingerprint(PaymentOperation.AUTHORIZE, card, amount)
+        capture_fingerprint = _fingerprint(PaymentOperation.CAPTURE, auth_ref, None)
+        if self._one_statement:
+            row = self._first_call(_PG_AUTHORIZE_AND_CAPTURE, {
+                "auth_ref": auth_ref, "capture_ref": capture_ref, "last4": card[-4:],
+                "amount": amount.amount, "currency": amount.currency,
+                "auth_key": authorize_key, "capture_key": capture_key,
+                "auth_fingerprint": auth_fingerprint,
+                "capture_fingerprint": capture_fingerprint})
+            if row is None:
+                return None
+        else:
+            money = {"amount": amount.amount, "currency": amount.currency}
+            try:
+                with self._begin() as conn:
+                    conn.execute(_INSERT_AUTH, {
+                        "reference": auth_ref, "card_last4": card[-4:], **money,
+                        "status": PaymentStatus.CAPTURED.value,
+                        "capture_reference": capture_ref})
+                    conn.execute(_INSERT_CAP, {"reference": capture_ref,
+                                               "authorization_ref": auth_ref, **money,
+                                               "refunded": 0})
+                    for key, fingerprint, operation, status, reference, parent in (
+                            (authorize_key, auth_fingerprint, PaymentOperation.AUTHORIZE,
+                             PaymentStatus.AUTHORIZED, auth_ref, None),
+                            (capture_key, capture_fingerprint, PaymentOperation.CAPTURE,
+                             PaymentStatus.CAPTURED, capture_ref, auth_ref)):
+                        conn.execute(_INSERT_OP, {
+                            "key": key, "fingerprint": fingerprint,
+                            "operation": operation.value, "status": status.value,
+                            "reference": reference, **money, "parent": parent,
+                            "decline_reason": None})
+            except SQLAlchemyError:
+                return None  # a key taken (or anything else): the two calls answer
+        return (PaymentResult(PaymentOperation.AUTHORIZE, auth_ref, PaymentStatus.AUTHORIZED,
+                              amount, authorize_key),
+                PaymentResult(PaymentOperation.CAPTURE, capture_ref, PaymentStatus.CAPTURED,
+                              amount, capture_key, parent=auth_ref))
 
     def void(self, *, idempotency_key: str, authorization: str) -> PaymentResult:
         fingerprint = _fingerprint(PaymentOperation.VOID, authorization)
@@ -371,14 +454,16 @@ class DurableTestPaymentProvider:
             return PaymentStatus(self._authorization(conn, reference).status)
 
     # machinery --------------------------------------------------------------------------
-    def _first_call(self, statement: Any, params: dict[str, Any]) -> Any:
+    def _first_call(self, statement: str, params: dict[str, Any]) -> Any:
         """Run a first call's one statement in autocommit (PostgreSQL): its first row, or
-        None when it changed nothing or the key was taken (nothing of it stays)."""
-        with self._autocommit.connect() as conn:
-            try:
-                return conn.execute(statement, params).first()
-            except IntegrityError:
-                return None
+        None when it changed nothing, the key was taken, or it failed in any other way
+        (nothing of it stays; the general path then answers, or raises SQLAlchemy's
+        error as every other call does)."""
+        assert self._raw is not None
+        try:
+            return self._raw.first_row(statement, params)
+        except psycopg.Error:
+            return None
 
     def _once(self, key: str, operation: PaymentOperation, fingerprint: str,
               perform: Callable[[Connection], PaymentResult], *,

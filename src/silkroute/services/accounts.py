@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from silkroute.domain.errors import DomainError, NotFound, ValidationError
 from silkroute.domain.money import check_currency
@@ -176,12 +177,28 @@ def revoke_token(uow: UnitOfWork, token_id: int, *, account_id: int | None = Non
 
 def authenticate(uow: UnitOfWork, token: str | None) -> Principal:
     """The principal a bearer token stands for, or Unauthenticated."""
+    token_hash = _hash_of_bearer(token)
+    with uow:
+        row = TokenRepo(uow.conn).live_account(token_hash)
+    return _principal_of(row)
+
+
+async def authenticate_async(live_account: Callable[[str], Awaitable[Any]],
+                             token: str | None) -> Principal:
+    """`authenticate` with an awaitable lookup of the token's hash (`LiveAccounts`: the
+    same read, on the event loop)."""
+    return _principal_of(await live_account(_hash_of_bearer(token)))
+
+
+def _hash_of_bearer(token: str | None) -> str:
     if not token:
         raise Unauthenticated("a bearer token is required", field="authorization")
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("the token is not valid", field="authorization")
-    with uow:
-        row = TokenRepo(uow.conn).live_account(hash_token(token))
+    return hash_token(token)
+
+
+def _principal_of(row: Any) -> Principal:
     if row is None:
         raise Unauthenticated("the token is unknown or revoked", field="authorization")
     if row.role not in ROLES:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from silkroute.store.auth_tables import accounts, api_tokens
+from silkroute.store.raw_pg import AsyncAutocommitPool
 from silkroute.store.sql import LOCK_FREE_READ, insert_id
 
 _LIVE_ACCOUNT = (
@@ -68,3 +69,34 @@ class TokenRepo:
         this: one statement built once, and lock-free, so on PostgreSQL it needs no BEGIN
         and COMMIT around it (`store.sql.begin_outside`)."""
         return self.conn.execute(_LIVE_ACCOUNT, {"token_hash": token_hash}).first()
+
+
+class LiveAccount(NamedTuple):
+    """What `LiveAccounts` answers: the columns of `TokenRepo.live_account` that
+    authentication reads."""
+
+    id: int
+    role: str
+    name: str
+    buyer_id: int | None
+    seller_id: int | None
+    carrier_id: int | None
+    token_id: int
+
+
+class LiveAccounts:
+    """`TokenRepo.live_account` on PostgreSQL, awaited: one statement on psycopg's async
+    connection in autocommit (`store.raw_pg`), the same lock-free read without a unit of
+    work, SQLAlchemy or a worker thread around it. Every API request runs it."""
+
+    SQL = ("SELECT accounts.id, accounts.role, accounts.name, accounts.buyer_id, "
+           "accounts.seller_id, accounts.carrier_id, api_tokens.id "
+           "FROM accounts JOIN api_tokens ON api_tokens.account_id = accounts.id "
+           "WHERE api_tokens.token_hash = %s AND api_tokens.revoked_at IS NULL")
+
+    def __init__(self, pool: AsyncAutocommitPool):
+        self.pool = pool
+
+    async def __call__(self, token_hash: str) -> LiveAccount | None:
+        row = await self.pool.first_row(self.SQL, (token_hash,))
+        return None if row is None else LiveAccount(*row)

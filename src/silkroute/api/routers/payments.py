@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from silkroute.api.auth import Buyer, ReadUows, Uows, buyer_id_of
 from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND, ErrorBody
@@ -71,12 +72,15 @@ def pay_checkout(principal: Buyer, uows: Uows, request: Request,
 @router.post("/buy-now", response_model=BuyNowOut, status_code=201,
              responses={**NOT_FOUND, **PAYMENT_ERRORS},
              summary="One click: buy a SKU to my default address with my default card")
-def buy_now(principal: Buyer, uows: Uows, request: Request, body: BuyNowIn,
-            idempotency_key: IdempotencyKey) -> BuyNowOut:
+async def buy_now(principal: Buyer, uows: Uows, request: Request, body: BuyNowIn,
+                  idempotency_key: IdempotencyKey) -> BuyNowOut:
+    # Async, with the purchase itself in a worker thread: FastAPI runs a sync endpoint in
+    # one thread and then checks its response model in another, a thread hop per request
+    # for nothing (profiled on `bench http`).
     metrics = request.app.state.metrics
     try:
-        res = purchases.buy_now(uows(), buyer_id_of(principal), body.sku, body.quantity,
-                                idempotency_key)
+        res = await run_in_threadpool(purchases.buy_now, uows(), buyer_id_of(principal),
+                                      body.sku, body.quantity, idempotency_key)
     except Exception:
         metrics.payments.labels(outcome="failed").inc()
         raise

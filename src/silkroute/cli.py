@@ -406,7 +406,10 @@ def _register_extensions() -> None:
         mod.register(app, bench_app)
 
 
-_register_extensions()
+if __name__ != "__main__":
+    # (run as `python -m silkroute.cli`, this file is `__main__` and the commands' modules
+    # import `silkroute.cli` anew: that module registers them, and `__main__` runs it)
+    _register_extensions()
 
 
 def main() -> None:
@@ -414,4 +417,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from silkroute.cli import main as _main
+
+    _main()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,18 @@ def test_help_for_every_command_exits_0(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("module", ["silkroute", "silkroute.cli"])
+def test_python_dash_m_runs_the_same_cli(module: str) -> None:
+    # `python -m silkroute.cli` used to fail: the commands' modules import `silkroute.cli`,
+    # which, run as `__main__`, was still half initialised
+    done = subprocess.run([sys.executable, "-m", module, "solve", "--help"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"Usage: python -m {module} solve [OPTIONS] {{file}}" in done.stdout
+    assert "--time-limit" in done.stdout
+    assert "Traceback" not in done.stderr
 
 
 # db upgrade ------------------------------------------------------------------------------

@@ -39,13 +39,13 @@ def client(engine: Engine) -> Iterator[TestClient]:
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The Idempotency-Keys of the purchases the fast path took."""
     seen: list[str] = []
-    run = fast_paths.run_in_threadpool
+    run = fast_paths.counted_buy_now
 
-    async def spy(func: Any, *args: Any) -> Any:
+    async def spy(*args: Any) -> Any:
         seen.append(args[-1])
-        return await run(func, *args)
+        return await run(*args)
 
-    monkeypatch.setattr(fast_paths, "run_in_threadpool", spy)
+    monkeypatch.setattr(fast_paths, "counted_buy_now", spy)
     return seen
 
 

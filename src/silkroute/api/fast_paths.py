@@ -21,13 +21,12 @@ import re
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silkroute.api.schemas import BuyNowIn, BuyNowOut
-from silkroute.services import purchases
+from silkroute.api.routers.payments import counted_buy_now
+from silkroute.api.schemas import BuyNowIn
 from silkroute.services.accounts import Unauthenticated, authenticate_async
 from silkroute.services.checkout import routing_observer
 from silkroute.store.uow import UnitOfWork
@@ -71,20 +70,16 @@ class BuyNowFastPath:
         metrics = application.state.metrics
         routing_observer.set(metrics.routing_decision_seconds.observe)
         try:
-            res = await run_in_threadpool(
-                purchases.buy_now, UnitOfWork(application.state.engine),
-                principal.buyer_id, request_in.sku, request_in.quantity, key)
+            out = await counted_buy_now(metrics, UnitOfWork(application.state.engine),
+                                        principal.buyer_id, request_in.sku,
+                                        request_in.quantity, key)
         except Exception as exc:
-            metrics.payments.labels(outcome="failed").inc()
             handler = _handler_for(application, exc)
             if handler is None:
                 raise  # to the server's error handler, as from the route
             response = await handler(request, exc)
         else:
-            if not res.replayed:
-                metrics.orders_created.inc()
-                metrics.payments.labels(outcome="captured").inc()
-            response = Response(BuyNowOut(**res.as_dict()).model_dump_json(by_alias=True),
+            response = Response(out.model_dump_json(by_alias=True),
                                 status_code=201, media_type="application/json")
         await response(scope, replay, send)
 

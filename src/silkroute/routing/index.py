@@ -455,7 +455,7 @@ class NetworkIndex:
 
     def priced_view(self, route: Route, band: int, penalty: float, promise: int,
                     closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any],
-                    idx: np.ndarray | None = None) -> PricedView:
+                    idx: np.ndarray) -> PricedView:
         """The route as `view` sees it, with the carriers' shadow prices `price` (per parcel,
         by carrier position) folded in, for a router that charges them, for parcels handed
         over at `hour` (inf once the location has closed).
@@ -480,7 +480,7 @@ class NetworkIndex:
         location bounds read from them (`_Pricer.ship_bound`, `_best_single`) are the same
         as without the fold. Prices are constant between re-plans: the router caches these
         views with the prices, in `cache` (`OpportunityCosts.cache`). `idx` is the route's
-        carriers as an array, when the caller keeps one."""
+        carriers as an array (the router keeps one per route)."""
         if not route:
             return (), [], [], [], [], [], None
         prec = self.priced_records(penalty, promise, band, closed, price, cache)
@@ -492,8 +492,6 @@ class NetworkIndex:
             got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
                                                     price)
         pos, table = got
-        if idx is None:
-            idx = np.fromiter(route, dtype=np.int64, count=len(route))
         idx = idx[pos[idx].argsort()]
         # suffix minima of every column at once (the keys are sorted: theirs are the keys)
         suf = np.minimum.accumulate(table[:, idx[::-1]], axis=1)[:, ::-1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from silkroute.store.auth_tables import accounts, api_tokens
 from silkroute.store.raw_pg import AsyncAutocommitPool
@@ -71,32 +73,21 @@ class TokenRepo:
         return self.conn.execute(_LIVE_ACCOUNT, {"token_hash": token_hash}).first()
 
 
-class LiveAccount(NamedTuple):
-    """What `LiveAccounts` answers: the columns of `TokenRepo.live_account` that
-    authentication reads."""
-
-    id: int
-    role: str
-    name: str
-    buyer_id: int | None
-    seller_id: int | None
-    carrier_id: int | None
-    token_id: int
+# `_LIVE_ACCOUNT` as PostgreSQL's driver takes it, and its rows' shape (for `LiveAccounts`)
+_LIVE_ACCOUNT_PG = str(_LIVE_ACCOUNT.compile(dialect=psycopg_dialect()))
+LiveAccount = namedtuple(  # type: ignore[misc]
+    "LiveAccount", list(_LIVE_ACCOUNT.selected_columns.keys()))
 
 
 class LiveAccounts:
-    """`TokenRepo.live_account` on PostgreSQL, awaited: one statement on psycopg's async
-    connection in autocommit (`store.raw_pg`), the same lock-free read without a unit of
-    work, SQLAlchemy or a worker thread around it. Every API request runs it."""
-
-    SQL = ("SELECT accounts.id, accounts.role, accounts.name, accounts.buyer_id, "
-           "accounts.seller_id, accounts.carrier_id, api_tokens.id "
-           "FROM accounts JOIN api_tokens ON api_tokens.account_id = accounts.id "
-           "WHERE api_tokens.token_hash = %s AND api_tokens.revoked_at IS NULL")
+    """`TokenRepo.live_account` on PostgreSQL, awaited: the same statement, compiled once,
+    on psycopg's async connection in autocommit (`store.raw_pg`), the same lock-free read
+    without a unit of work, SQLAlchemy or a worker thread around it. Every API request
+    runs it."""
 
     def __init__(self, pool: AsyncAutocommitPool):
         self.pool = pool
 
-    async def __call__(self, token_hash: str) -> LiveAccount | None:
-        row = await self.pool.first_row(self.SQL, (token_hash,))
-        return None if row is None else LiveAccount(*row)
+    async def __call__(self, token_hash: str) -> Any:
+        row = await self.pool.first_row(_LIVE_ACCOUNT_PG, {"token_hash": token_hash})
+        return None if row is None else LiveAccount._make(row)

@@ -247,6 +247,8 @@ def test_rolling_prices_replan_on_the_rest_of_the_forecast() -> None:
     # cheap local; the second saw only B and B2 (16:00 on)
     assert [r["at_order"] for r in rolling.log] == [0, 1]
     assert [r["forecast_orders"] for r in rolling.log] == [3, 2]
+    # (each re-plan routed the forecast's orders of the stretch to the next one ahead)
+    assert [r["warmed_orders"] for r in rolling.log] == [1, 2]
     assert [(p.location_id, p.carrier_id) for p in plans[0].parcels] == [(1, 1)]
     assert [(p.location_id, p.carrier_id) for p in plans[1].parcels] == [(1, 2)]
     summary = rolling.summary()
@@ -320,3 +322,54 @@ def test_rolling_prices_charge_the_mean_over_forecast_days(workers: int) -> None
     # and a re-plan needs a forecast
     with pytest.raises(ValueError, match="needs at least one forecast day"):
         RollingPrices(router, [], 2)
+
+
+def test_warming_with_the_forecast_makes_the_views_and_leaves_the_plans_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from silkroute.routing.index import build_index as build
+    from silkroute.sim.demand import DemandSpec, generate_day
+    from silkroute.sim.network import NetworkSpec, generate_network
+
+    # given a generated network, a forecast day's prices, and the real day of 600 orders
+    net = generate_network(NetworkSpec("KR", 80, 40, 3, design_orders=1_500))
+    forecast = generate_day(net, DemandSpec(orders=600, seed=1_003))
+    day = generate_day(net, DemandSpec(orders=600, seed=3))
+    runs = []
+    for warm in (False, True):
+        index = build(net)
+        built = []
+        make = index.priced_view
+
+        def counted(*args, _make=make, _built=built):  # type: ignore[no-untyped-def]
+            _built.append(args[0])
+            return _make(*args)
+
+        monkeypatch.setattr(index, "priced_view", counted)
+        router = PricedRouter(index, Prices.zeros(index), MODEL,
+                              decline_above=unfulfilled_penalty(MODEL), admission_weight=2.0)
+        rolling = RollingPrices(router, [forecast], len(day), resolves=2, scale=0.4,
+                                warm=warm)
+        cap = CapacityState.fresh(index)
+        plans, in_decisions = [], 0
+        for i, o in enumerate(day):
+            rolling.before(i, o, cap)
+            n0 = len(built)
+            plan = router.route(o, cap)
+            in_decisions += len(built) - n0
+            if plan.ok:
+                apply_plan(plan, index, cap)
+            plans.append((plan.reason, plan.cost.total,
+                          [(p.location_id, p.carrier_id) for p in plan.parcels]))
+        assert [r["status"] for r in rolling.log] == ["optimal", "optimal"]
+        runs.append((plans, in_decisions, rolling))
+    (cold, cold_built, cold_roll), (warmed, warm_built, warm_roll) = runs
+    # then every plan is the same, to the last digit of its cost
+    assert warmed == cold
+    assert sum(1 for p in cold if p[2]) > 550
+    # and each re-plan routed the forecast's next 300 orders ahead, so the decisions made
+    # far fewer views than they made cold (578 against 319 here)
+    assert [r["warmed_orders"] for r in warm_roll.log] == [300, 300]
+    assert "warmed_orders" not in cold_roll.log[0]
+    assert warm_roll.summary()["warm_seconds_total"] >= 0.0
+    assert cold_built > 100
+    assert warm_built < 0.6 * cold_built

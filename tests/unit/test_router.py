@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from routing_tinynet import DAY, network, order
 
 from silkroute.domain.errors import ValidationError
+from silkroute.routing import index as index_module
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import CostModel, OpportunityCosts
 from silkroute.routing.index import VIEW_HEAD, build_index
@@ -211,8 +212,12 @@ def _brute_force(pr: _Pricer, lp: int, weight: float, base: float,
     return sorted(out)
 
 
+@pytest.mark.parametrize("head", [VIEW_HEAD, 3])
 @pytest.mark.parametrize("hour", [9.0, 15.5, 19.5, 23.5])
-def test_priced_scan_is_the_brute_force_best(hour: float) -> None:
+def test_priced_scan_is_the_brute_force_best(hour: float, head: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # (views of `head` positions: with 3, most scans run past a view's head into its tail)
+    monkeypatch.setattr(index_module, "VIEW_HEAD", head)
     # given carrier prices on a third of the carriers, high on the cheap ones (so the
     # scan's order and bounds differ most from the unpriced ones), a day half used
     # (scarcity) and a few carriers used up
@@ -261,7 +266,14 @@ def test_priced_scan_is_the_brute_force_best(hour: float) -> None:
                 checked += 1
     assert checked > 300
     assert moved > 20  # the prices do change the best carrier, often
-    # and scans ran past the first VIEW_HEAD positions of a view (its tail was made)
+    # and views were made of their heads, light and heavy (sorted at W_HEAVY: parcels above
+    # W_MID), and with heads of 3 scans ran past them (their tails were made)
     views = [v for by_key in opp.cache.values() if isinstance(by_key, dict)
              for v in by_key.values()]
-    assert sum(len(v[0]) == VIEW_HEAD and v[6] is not None and v[6].made for v in views) > 0
+    heads = [v for v in views if len(v[0]) == head and v[6] is not None]
+    assert {vkey & 1 for by_key in opp.cache.values() if isinstance(by_key, dict)
+            for vkey in by_key} == {0, 1}
+    assert len(heads) > 0
+    if head == 3:
+        assert sum(v[6].made for v in heads) > 20
+

@@ -445,17 +445,29 @@ class NetworkIndex:
 
     def warm_priced(self, scenarios: list[tuple[float, int]], price: np.ndarray,
                     cache: dict[Any, Any]) -> None:
-        """Build `priced_records` for each (penalty, promise) scenario, band and closing
-        ahead (when the prices are set, off the decision path): a few milliseconds each
-        time the prices change, which would otherwise fall on a few dozen decisions."""
+        """Build `priced_records` for each (penalty, promise) scenario, band and closing,
+        and `priced_view`'s columns for each hour class too, ahead (when the prices are
+        set, off the decision path): a few milliseconds for the records and about a tenth
+        of a second for the columns each time the prices change, which would otherwise fall
+        on a few hundred decisions (a column set sorts every carrier twice)."""
+        levels = self._cutoff_levels()
+        # an hour in each class: before the first cut-off, at each cut-off; and closed
+        hours = [(levels[0] - 1.0 if levels else 0.0, False)] + \
+            [(h, False) for h in levels] + [(float("inf"), True)]
         for pen, promise in dict.fromkeys(scenarios):
             for band in range(self.car_fee.shape[1]):
                 for closed in (False, True):
                     self.priced_records(pen, promise, band, closed, price, cache)
+                for hour, closed in hours:
+                    hc = len(levels) + 1 if closed else bisect.bisect_right(levels, hour)
+                    key = ("columns", pen, promise, band, hc)
+                    if key not in cache:
+                        cache[key] = self._priced_columns(pen, promise, band, closed, hour,
+                                                          price)
 
     def priced_view(self, route: Route, band: int, penalty: float, promise: int,
                     closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any],
-                    idx: np.ndarray) -> PricedView:
+                    idx: np.ndarray, heavy: bool = False) -> PricedView:
         """The route as `view` sees it, with the carriers' shadow prices `price` (per parcel,
         by carrier position) folded in, for a router that charges them, for parcels handed
         over at `hour` (inf once the location has closed).
@@ -468,7 +480,9 @@ class NetworkIndex:
         position the suffix minima of fee + penalty x P(late) + price at that hour, of fee
         per gram and of the cost with the price at W_MID and W_HEAVY, so a scan can bound
         what is left from a position on by the key there and those minima (see
-        `_Pricer._best_priced`) and stop after the few carriers that can still win. Only
+        `_Pricer._best_priced`) and stop after the few carriers that can still win. With
+        `heavy` the carriers are sorted by their cost with the price at W_HEAVY instead (a
+        view for parcels above W_MID; every list is the suffix minima in that order). Only
         the first VIEW_HEAD positions are made into lists at once (most scans stop there;
         a view serves a few orders between re-plans): `ViewTail` makes the rest when a
         scan needs it. The view only depends on the hour through which of the route's
@@ -484,15 +498,15 @@ class NetworkIndex:
         if not route:
             return (), [], [], [], [], [], None
         prec = self.priced_records(penalty, promise, band, closed, price, cache)
-        hc = len(self._cutoff_levels()) + 1 if closed else \
-            bisect.bisect_right(self._cutoff_levels(), hour)
+        levels = self._cutoff_levels()
+        hc = len(levels) + 1 if closed else bisect.bisect_right(levels, hour)
         key = ("columns", penalty, promise, band, hc)
         got = cache.get(key)
         if got is None:
             got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
                                                     price)
-        pos, table = got
-        idx = idx[pos[idx].argsort()]
+        table = got[2]
+        idx = idx[got[heavy][idx].argsort()]
         # suffix minima of every column at once (the keys are sorted: theirs are the keys)
         suf = np.minimum.accumulate(table[:, idx[::-1]], axis=1)[:, ::-1]
         tail = None
@@ -502,22 +516,26 @@ class NetworkIndex:
         return _view_lists(prec, idx, suf, tail)
 
     def _priced_columns(self, penalty: float, promise: int, band: int, closed: bool,
-                        hour: float, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        hour: float, price: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What `priced_view` reads per carrier for one scenario, band and hour class: its
-        position in the order of all carriers by (sort key, rank in `view`), and a table
-        with a column per carrier: fee + penalty x P(late) + price as handed over at `hour`,
-        fee per gram, the sort key (that + fee per gram x W_REF), the cost with the price of
-        a parcel of W_MID and of W_HEAVY, and fee + penalty x P(late) as `view` has it."""
+        position in the order of all carriers by (sort key, rank in `view`), the same by
+        (cost at W_HEAVY, rank) for the heavy view, and a table with a column per carrier:
+        fee + penalty x P(late) + price as handed over at `hour`, fee per gram, the sort key
+        (that + fee per gram x W_REF), the cost with the price of a parcel of W_MID and of
+        W_HEAVY, and fee + penalty x P(late) as `view` has it."""
         today, tomorrow = self.scenario_arrays(penalty, promise)
         a_view = (tomorrow if closed else today)[band]
         late = self.car_cutoff <= hour  # picked up tomorrow (all once closed)
         ap = np.where(late, tomorrow[band], a_view) + price
         b = self.car_perkg / 1000.0
         k = ap + b * W_REF
-        order = np.lexsort((self.car_ranks(penalty, promise, band, closed), k))
-        pos = np.empty(len(k), dtype=np.int64)
-        pos[order] = np.arange(len(k))
-        return pos, np.stack((ap, b, k, ap + b * W_MID, ap + b * W_HEAVY, a_view))
+        heavy = ap + b * W_HEAVY
+        ranks = self.car_ranks(penalty, promise, band, closed)
+        pos = np.empty((2, len(k)), dtype=np.int64)
+        for row, key in enumerate((k, heavy)):
+            pos[row, np.lexsort((ranks, key))] = np.arange(len(k))
+        return pos[0], pos[1], np.stack((ap, b, k, ap + b * W_MID, heavy, a_view))
 
     def scenario_arrays(self, penalty: float, promise: int) -> tuple[np.ndarray, np.ndarray]:
         """`scenario` as (bands, carriers) arrays."""

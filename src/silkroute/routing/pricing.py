@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from silkroute.domain.errors import ValidationError
 from silkroute.routing.capacity import CapacityState
 from silkroute.routing.cost import (
     SERVICES,
@@ -427,6 +428,24 @@ class PricedRouter:
         ctx = resolve(order, self.index, self.model)
         return self.plan(ctx, cap, stock_sources(ctx, self.index, cap))
 
+    def warm(self, orders: Sequence[OrderRequest], cap: CapacityState) -> int:
+        """Route `orders` (expected ones: a forecast's next hours) against `cap` without
+        applying their plans, for what routing leaves behind: the priced views, routes and
+        bounds it builds for the current prices, which the real orders of those hours will
+        then find made. Run after new prices are set, off the decision path (with the
+        re-plan): most views are otherwise made by the first decisions that need them, each
+        a sort of its route's carriers. Plans are not changed by it: a view is a function of
+        the prices, the route and the hour class, and a route rebuilt now is the one the
+        next order would build (`_Pricer`). Returns the number of orders routed."""
+        n = 0
+        for order in orders:
+            try:
+                self.route(order, cap)
+            except ValidationError:
+                continue
+            n += 1
+        return n
+
 
 def order_hour(order: OrderRequest) -> float:
     """The local hour an order arrived (10:00 when not given, as the router assumes)."""
@@ -445,17 +464,25 @@ class RollingPrices:
     solves one LP per day and the router gets the mean of their prices: one sampled day
     prices a SKU's stock by that day's chance demand for it, and the mean over samples is
     nearer the expected price. `workers` > 1 solves the days' LPs in threads (HiGHS
-    releases the GIL while it solves)."""
+    releases the GIL while it solves).
+
+    With `warm`, each re-plan that sets new prices then routes the first forecast day's
+    orders of the coming stretch of the day (as many as the real orders until the next
+    re-plan, without applying them: `PricedRouter.warm`), so the views the real orders
+    will need are made off the decision path, with the re-plan."""
 
     def __init__(self, router: PricedRouter, forecasts: Sequence[Sequence[OrderRequest]],
                  n_orders: int, resolves: int = 8, scale: float = 1.0,
-                 time_limit: float = 300.0, workers: int = 1) -> None:
+                 time_limit: float = 300.0, workers: int = 1, warm: bool = True) -> None:
         if not forecasts:
             raise ValueError("RollingPrices needs at least one forecast day")
         self.router = router
         self.forecasts = [list(f) for f in forecasts]
         self.hours = [[order_hour(o) for o in f] for f in self.forecasts]
         self.points = frozenset(n_orders * j // max(1, resolves) for j in range(resolves))
+        self.n_orders = n_orders
+        self.stretch = n_orders // max(1, resolves)  # real orders between two re-plans
+        self.warm = warm
         self.scale = scale
         self.time_limit = time_limit
         self.workers = max(1, workers)
@@ -499,6 +526,13 @@ class RollingPrices:
         info["priced_locations"] = int((mean.location > 0).sum())
         info["priced_stock"] = int((mean.stock > 0).sum())
         self.router.set_prices(mean, self.scale)
+        if self.warm:
+            t1 = time.perf_counter()
+            day = self.forecasts[0]
+            lo = i * len(day) // max(1, self.n_orders)
+            hi = (i + self.stretch) * len(day) // max(1, self.n_orders)
+            info["warmed_orders"] = self.router.warm(day[lo:hi], cap)
+            info["warm_seconds"] = round(time.perf_counter() - t1, 2)
 
     def summary(self) -> dict[str, Any]:
         """The first plan's figures (the first forecast day, fresh capacity) and the
@@ -510,6 +544,9 @@ class RollingPrices:
         out["resolve_statuses"] = sorted({r["status"] for r in self.log})
         out["resolve_seconds_total"] = round(sum(r["seconds"] for r in self.log), 2)
         out["resolve_solve_seconds_max"] = max(r["solve_seconds"] for r in self.log)
+        if self.warm:
+            out["warm_seconds_total"] = round(sum(r.get("warm_seconds", 0.0)
+                                                  for r in self.log), 2)
         return out
 
 

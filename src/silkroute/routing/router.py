@@ -214,7 +214,7 @@ class _Pricer:
     __slots__ = ("index", "hot", "ctx", "zone", "hour", "refreshed", "routes", "car_left",
                  "loc_left", "car_np", "price", "opp_car", "opp_stock", "promise",
                  "penalty", "n_zones", "pace", "views", "memo", "cap", "opp_cache",
-                 "route_levels", "route_ids")
+                 "route_levels", "route_ids", "hmemo")
 
     def __init__(self, index: NetworkIndex, ctx: OrderContext, cap: CapacityState,
                  opp: OpportunityCosts | None) -> None:
@@ -245,6 +245,8 @@ class _Pricer:
             cap.tables.setdefault(_ROUTE_IDS, {})  # type: ignore[assignment]
         # location -> (its view, its route's key, the hour its carriers see: inf once closed)
         self.memo: dict[int, tuple[View | PricedView, int, float]] = {}
+        # (with shadow prices) the same for the location's view for heavy parcels
+        self.hmemo: dict[int, tuple[View | PricedView, int, float]] = {}
         _s, self.loc_left, self.car_left = cap.views()
         self.car_np = cap.car_left
         self.cap = cap
@@ -319,14 +321,27 @@ class _Pricer:
         got = self.memo[lp] = (v[1], key, _INF if closed else hour)
         return got
 
-    def _priced_view(self, lp: int, route: Route, key: int, closed: bool
+    def heavy_view(self, lp: int) -> tuple[View | PricedView, int, float]:
+        """`view` with shadow prices for parcels heavier than W_MID: the priced view in the
+        order of the carriers' costs at W_HEAVY (see `NetworkIndex.priced_view`). A view
+        sorted at W_REF bounds a heavy parcel's scan loosely (the carrier cheapest at 8 kg
+        may sit far down the order of costs at 1 kg), so such scans ran through 60-150
+        positions; in this order they stop after about 10."""
+        got = self.hmemo.get(lp)
+        if got is not None:
+            return got
+        route, key = self.route(lp)
+        return self._priced_view(lp, route, key, self.hour >= self.hot.loc_closes[lp], True)
+
+    def _priced_view(self, lp: int, route: Route, key: int, closed: bool, heavy: bool = False
                      ) -> tuple[View | PricedView, int, float]:
         """`view` with shadow prices. A priced view is a function of the route's carriers
         (not of its key: many pairs of zones are served by the same carriers), its band,
         the scenario, and the hour class: how many of the route's own carriers' cut-off
         hours have passed (other carriers' cut-offs do not change it; in the evening peak,
         past the last cut-off of most routes, one view serves every hour). So views are
-        cached by (the route's content, band, closing, hour class), with the prices."""
+        cached by (the route's content, band, closing, hour class, `heavy`: see
+        `heavy_view`), with the prices."""
         lv = self.route_levels.get(key)
         if lv is None or lv[0] is not route:
             ids = self.route_ids
@@ -338,16 +353,17 @@ class _Pricer:
             lv = self.route_levels[key] = (route, rid)
         rid = lv[1]
         hour = self.hour
-        vkey = ((rid[0] * 4 + (key & 3)) * 2 + closed) * 64 + (
-            63 if closed else bisect.bisect_right(rid[1], hour))
+        vkey = ((((rid[0] * 4 + (key & 3)) * 2 + closed) * 64 + (
+            63 if closed else bisect.bisect_right(rid[1], hour))) << 1) | heavy
         v = self.views.get(vkey)
         if v is None:
             opp = self.opp_car
             assert opp is not None
             v = self.views[vkey] = self.index.priced_view(
                 route, key & 3, self.penalty, self.promise, closed, _INF if closed else hour,
-                opp, self.opp_cache, rid[2])
-        got = self.memo[lp] = (v, key, _INF if closed else hour)
+                opp, self.opp_cache, rid[2], heavy)
+        got = (v, key, _INF if closed else hour)
+        (self.hmemo if heavy else self.memo)[lp] = got
         return got
 
     def _rebuild(self, lp: int, key: int) -> None:
@@ -368,6 +384,7 @@ class _Pricer:
         else:
             self.refreshed[key] = self.index.build_route(
                 zf, self.zone, band, self.car_np, dominance=False)
+            self.hmemo.pop(lp, None)
         self.memo.pop(lp, None)
 
     def best(self, lp: int, weight: float, base: float, thr: float, two: bool = True
@@ -439,7 +456,10 @@ class _Pricer:
         cost (all terms are >= 0: prices are). A view holds its first VIEW_HEAD positions
         (`NetworkIndex.priced_view`); a scan that runs through them goes on in the whole
         view (`ViewTail`). Its next best with `two` False is whatever it met on the way, as
-        there."""
+        there. A parcel above W_MID is scanned in the heavy view (`heavy_view`): the same
+        columns in the order of the costs at W_HEAVY, each list the suffix minima in that
+        order, so the same bounds hold (the W_REF list is then the least cost at W_REF from
+        a position on rather than the sort key)."""
         # the bound from a position on: k1 x1 + k2 x2 (+ k3 x3), the x's being the view's
         # lists at positions i1, i2, i3 (see the docstring)
         if weight <= W_REF:
@@ -459,8 +479,10 @@ class _Pricer:
             k1, k2, k3 = 1.0, weight - W_HEAVY, 0.0
         k1 *= _SHRINK
         k2 *= _SHRINK
+        heavy = weight > W_MID
         for attempt in (0, 1):
-            got = self.memo.get(lp) or self.view(lp)
+            got = (self.hmemo.get(lp) or self.heavy_view(lp)) if heavy else \
+                (self.memo.get(lp) or self.view(lp))
             v: Any
             v, key, hour = cast(_PricedSeen, got)
             recs = v[0]

@@ -277,3 +277,25 @@ def test_priced_scan_is_the_brute_force_best(hour: float, head: int,
     if head == 3:
         assert sum(v[6].made for v in heads) > 20
 
+
+
+def test_split_stock_price_per_subset_is_the_direct_sum() -> None:
+    # given stock prices on every entry and the generated day's multi-line orders
+    from silkroute.routing.router import _line_prices, _stock_price, _subset_price
+
+    rng = np.random.default_rng(3)
+    prices = np.round(rng.uniform(0.0, 900.0, len(CapacityState.fresh(_INDEX).stock)), 3)
+    cap = CapacityState.fresh(_INDEX)
+    checked = 0
+    for req in [r for r in _ORDERS if len(r.lines) >= 2][:40]:
+        ctx = resolve(req, _INDEX, MODEL)
+        src = stock_sources(ctx, _INDEX, cap)
+        full = (1 << len(ctx.lines)) - 1
+        for lp in {lp for locs, _av, _es in src for lp in locs}:
+            per_line = _line_prices(prices, src, ctx.lines, lp)
+            # then every subset's price from the per-line prices is the direct sum, exactly
+            for s in range(1, full + 1):
+                assert _subset_price(per_line, s) == _stock_price(prices, src, ctx.lines,
+                                                                 lp, s)
+                checked += 1
+    assert checked > 200

@@ -927,10 +927,11 @@ def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityS
                 s = (s - 1) & m
             continue
         base = pr.loc_base(lp)
+        per_line = _line_prices(stock_price, src, lines, lp) if stock_price is not None \
+            else None
         s = m
         while s:
-            extra = _stock_price(stock_price, src, lines, lp, s) if stock_price is not None \
-                else 0.0
+            extra = 0.0 if per_line is None else _subset_price(per_line, s)
             t, c = pr.best1(lp, wsub[s], base + extra, min(thr, best_sub.get(s, (_INF,))[0]))
             if c >= 0:
                 best_sub[s] = (t, lp, c)
@@ -973,6 +974,34 @@ def _split_plan(pr: _Pricer, model: CostModel, ctx: OrderContext, cap: CapacityS
             loc_left[lp] < k for lp, k in used_loc.items()):
         return _quantity_split(pr, model, ctx, cap, src) if single == _INF else None
     return assemble(pr.index, model, ctx, parcels)
+
+
+def _line_prices(prices: Any, src: Sources, lines: list[tuple[int, int, int, int]],
+                 lp: int) -> list[float | None]:
+    """Per line, the shadow price of its stock at `lp` (None: no priced entry there)."""
+    out: list[float | None] = []
+    for i, (locs, _av, es) in enumerate(src):
+        got = None
+        for lq, e in zip(locs, es, strict=True):
+            if lq == lp and e >= 0:
+                got = float(prices[e]) * lines[i][1]
+                break
+        out.append(got)
+    return out
+
+
+def _subset_price(per_line: list[float | None], s: int) -> float:
+    """`_stock_price` of subset `s` from `_line_prices` (the same sum, in the same order)."""
+    total = 0.0
+    i = 0
+    while s:
+        if s & 1:
+            v = per_line[i]
+            if v is not None:
+                total += v
+        s >>= 1
+        i += 1
+    return total
 
 
 def _stock_price(prices: Any, src: Sources, lines: list[tuple[int, int, int, int]], lp: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 import time
 from pathlib import Path
@@ -235,3 +236,107 @@ def test_when_the_greedy_finds_nothing_the_tabu_search_repairs_a_priced_start(
     assert (result.feasible, result.objective) == (True, 261)  # the optimum
     assert problem.is_feasible(result.assignment)
     assert problem.objective(np.array(result.assignment)) == 261
+
+
+def _tiny_problem(seed: int, m: int = 3, n: int = 8) -> AllocationProblem:
+    """A small random instance (cost independent of use) with some pairs forbidden."""
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(5, 26, size=(m, n))
+    cost = rng.integers(10, 51, size=(m, n))
+    allowed = rng.random((m, n)) < 0.85
+    allowed[rng.integers(0, m, n), np.arange(n)] = True
+    capacity = (0.8 * weight.sum(axis=1) / m).astype(np.int64)
+    return AllocationProblem(cost, weight, capacity, allowed)
+
+
+def _all_optima(problem: AllocationProblem) -> tuple[int, list[np.ndarray]]:
+    import itertools
+
+    best, found = math.inf, []
+    for x in itertools.product(range(problem.agents), repeat=problem.jobs):
+        a = np.array(x)
+        if problem.allowed[a, np.arange(problem.jobs)].all() and problem.is_feasible(a):
+            c = problem.objective(a)
+            if c < best:
+                best, found = c, [a]
+            elif c == best:
+                found.append(a)
+    return int(best), found
+
+
+@pytest.mark.parametrize(("seed", "expected"), [(1, 193), (2, 275), (3, 222), (5, 250),
+                                                (10, 263)])
+def test_knapsack_bound_and_reduction_keep_every_optimum(seed: int, expected: int) -> None:
+    # given a small random instance and its enumerated optima, when the knapsack Lagrangian
+    # bound is computed from the LP's duals, then LP ≤ bound ≤ optimum; when the pairs are
+    # reduced (with probing) for assignments cheaper than optimum + 1, then every optimal
+    # assignment keeps all its pairs and the reduced bound is at most the optimum; and the
+    # branch and bound on what is left, from optimum + 1, ends at the optimum, complete
+    from silkroute.routing.batch_lagrange import branch_and_bound, knapsack_bound, reduce
+
+    problem = _tiny_problem(seed)
+    optimum, optima = _all_optima(problem)
+    assert optimum == expected
+    lp = lower_bound(problem, time.monotonic() + 5)
+    assert lp.job_price is not None
+    kb = knapsack_bound(problem, lp.job_price, optimum + 1, math.inf)
+    assert kb is not None
+    assert lp.value - 1e-6 <= kb.value <= optimum + 1e-6
+    red = reduce(problem, lp.job_price, optimum + 1, math.inf)
+    assert red is not None and red.value <= optimum + 1e-6
+    cols = np.arange(problem.jobs)
+    for a in optima:
+        assert red.mask[a, cols].all()
+        assert (kb.forced_in[a, cols] <= optimum + 1e-6).all()
+    out = branch_and_bound(problem, red.mask, red.prices, optimum + 1, math.inf)
+    assert out.complete and out.upper == optimum
+    assert out.assignment is not None and problem.objective(out.assignment) == optimum
+    assert problem.is_feasible(out.assignment)
+
+
+def test_branch_and_bound_proves_that_nothing_is_cheaper_and_repeats_for_a_node_budget() \
+        -> None:
+    # given chu1997 b10200 (optimum 2827) and its pairs reduced below 2829, when the tree
+    # searches for an assignment cheaper than 2829, then it finds 2827 and searches to the
+    # end; two runs cut off after the same number of nodes give the same answer; below
+    # 2827 the tree is complete and finds nothing (2827 is proven optimal)
+    from silkroute.routing.batch_lagrange import branch_and_bound, reduce
+
+    problem = read_orlib(DATA / "chu1997" / "b10200")
+    lp = lower_bound(problem, time.monotonic() + 5)
+    assert lp.job_price is not None
+    red = reduce(problem, lp.job_price, 2829, math.inf, max_probes=100)
+    assert red is not None and 2825 < red.value < 2827
+    out = branch_and_bound(problem, red.mask, red.prices, 2829, math.inf)
+    assert out.complete and out.upper == 2827
+    assert out.assignment is not None and problem.is_feasible(out.assignment)
+    cut = [branch_and_bound(problem, red.mask, red.prices, 2829, math.inf, max_nodes=60)
+           for _ in range(2)]
+    assert not cut[0].complete and cut[0].nodes == cut[1].nodes == 60
+    assert cut[0].upper == cut[1].upper
+    if cut[0].assignment is not None:
+        assert cut[1].assignment is not None
+        assert (cut[0].assignment == cut[1].assignment).all()
+    below = reduce(problem, red.prices, 2827, math.inf, mask=red.mask, probe=False)
+    assert below is not None
+    none = branch_and_bound(problem, below.mask, below.prices, 2827, math.inf)
+    assert none.complete and none.assignment is None and none.upper == 2827
+
+
+def test_independent_cost_instances_are_closed_by_the_lagrangian_tree(monkeypatch) -> None:
+    # given a Cattrysse instance (cost independent of use) and HiGHS's MIP switched off, when
+    # solved, then the optimum is reached and proven: the answer and its proof can only come
+    # from the tabu search and the knapsack Lagrangian reduction and branch and bound; the
+    # same seed gives the same assignment
+    import silkroute.routing.batch as batch
+
+    class NoMip:
+        status, assignment, bound = "time_limit", None, -np.inf
+
+    monkeypatch.setattr(batch, "solve_mip", lambda *a, **k: NoMip())
+    problem = read_orlib(DATA / "cattrysse1994/gap4-1")
+    assert batch._heuristic_weight(problem) == 0.0
+    runs = [solve(problem, time_limit=10, seed=3) for _ in range(2)]
+    assert runs[0].objective == _optima()["cattrysse1994/gap4-1"]
+    assert runs[0].status == "optimal" and runs[0].lower_bound == runs[0].objective
+    assert runs[0].assignment == runs[1].assignment

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from silkroute.routing.batch_bound import Bound, lower_bound
+from silkroute.routing.batch_lagrange import Reduction, branch_and_bound, fits, reduce
+from silkroute.routing.batch_lagrange import warm_up as warm_up_lagrange
 from silkroute.routing.batch_mip import solve_mip
 from silkroute.routing.batch_search import (
     local_search,
@@ -24,6 +26,7 @@ from silkroute.routing.gap_kernels import compiled_tabu_search, warm_up
 # not inside the first solve's time limit.
 warm_up()
 warm_up_exchange()
+warm_up_lagrange()
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -37,7 +40,13 @@ QUICK_SHARE = 0.08
 QUICK_MAX_SECONDS = 0.5
 #: the compiled tabu search's (gap_kernels) share of the remaining time and its stall limit
 #: in moves
-COMPILED_TABU_SHARE = 0.85
+COMPILED_TABU_SHARE = 0.5
+#: the same where the knapsack Lagrangian reduction and tree do not run (see below)
+COMPILED_TABU_SHARE_NO_TREE = 0.85
+#: the knapsack Lagrangian reduction and tree run on instances of at most this many jobs
+#: (measured up to 200; above, the allocator is as before) whose knapsack tables fit
+#: (`batch_lagrange.MAX_CELLS`)
+LAGRANGIAN_MAX_JOBS = 200
 COMPILED_TABU_STALL = 10_000
 #: restarts from the best assignment after a stalled run; it stops after this many stalled
 #: runs in a row
@@ -77,6 +86,26 @@ ILS_PATIENCE = 0.5
 LNS_PATIENCE = 0.4
 #: share of the remaining time spent in the large neighbourhood search
 LNS_SHARE = 0.1
+#: the knapsack Lagrangian reduction (`batch_lagrange.reduce`): its share of the remaining
+#: time, capped in seconds
+LAG_SHARE = 0.1
+LAG_MAX_SECONDS = 1.0
+#: on independent-cost instances (types A, B, C) not closed by the short exact attempt: the
+#: tabu search's share of the remaining time, then the share of the tabu and exchange searches
+#: on the pairs the reduction leaves (the core), before the exact model
+INDEPENDENT_TABU_SHARE = 0.08
+CORE_SHARE = 0.1
+#: the reduction with probing before the exact model, capped in seconds
+PROBE_MAX_SECONDS = 0.5
+#: share of the remaining time for the knapsack Lagrangian branch and bound
+#: (`batch_lagrange.branch_and_bound`) on independent-cost and on anti-correlated instances;
+#: HiGHS's MIP gets what it leaves
+TREE_SHARE = 0.7
+TIGHT_TREE_SHARE = 0.6
+#: on anti-correlated instances the tree may give the rest of its time back after this share
+#: of it without a cheaper assignment (None: never; 0.5 ended higher on e10100, 11584 against
+#: 11579, and the same on d05200 and d10200)
+TIGHT_TREE_PATIENCE: float | None = None
 
 
 @dataclass
@@ -139,6 +168,8 @@ class _Search:
         self.best: IntArray | None = None
         self.best_cost = math.inf
         self.bound = -math.inf
+        #: pairs that can be in an assignment cheaper than `reduction.upper`
+        self.reduction: Reduction | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -158,18 +189,84 @@ class _Search:
 
 
 def _fixing_mask(
-    problem: AllocationProblem, bound: Bound, upper: float, incumbent: IntArray | None
+    problem: AllocationProblem, bound: Bound, upper: float, incumbent: IntArray | None,
+    reduction: Reduction | None = None,
 ) -> BoolArray:
-    """Variables that can appear in a solution cheaper than `upper` (reduced-cost fixing),
+    """Variables that can appear in a solution cheaper than `upper` (reduced-cost fixing, and
+    the knapsack Lagrangian reduction when it was made for an upper value at least `upper`),
     plus those of the incumbent."""
     if bound.method != "lp" or not math.isfinite(bound.value) or not math.isfinite(upper):
-        return problem.allowed.copy()
-    slack = upper - 1 - bound.value + 1e-6
-    mask = problem.allowed & (bound.reduced_cost <= slack)
-    mask |= (bound.fractional > 1e-9) & problem.allowed
+        mask = problem.allowed.copy()
+    else:
+        slack = upper - 1 - bound.value + 1e-6
+        mask = problem.allowed & (bound.reduced_cost <= slack)
+        mask |= (bound.fractional > 1e-9) & problem.allowed
+    if reduction is not None and upper <= reduction.upper:
+        mask &= reduction.mask
     if incumbent is not None:
         mask[incumbent, np.arange(problem.jobs)] = True
     return mask
+
+
+def _reduce(search: _Search, bound: Bound, until: float, probe: bool = True) -> None:
+    """The knapsack Lagrangian reduction (`batch_lagrange.reduce`) at the best assignment's
+    cost, from the previous one when there is one; its bound tightens the search's (a bound
+    on assignments cheaper than the best one: the lower bound is the smaller of the two)."""
+    if bound.job_price is None or search.best is None or search.closed():
+        return
+    prev = search.reduction
+    if prev is not None and prev.upper <= search.best_cost:
+        return
+    red = reduce(search.problem, bound.job_price if prev is None else prev.prices,
+                 search.best_cost, until, mask=None if prev is None else prev.mask, probe=probe)
+    if red is None:
+        return
+    search.reduction = red
+    search.bound = max(search.bound, min(red.value, search.best_cost))
+
+
+def _tree(search: _Search, bound: Bound, until: float, patience: float | None = None,
+          restart: bool = True) -> None:
+    """The knapsack Lagrangian branch and bound over the pairs the reduction leaves, below the
+    best assignment's cost; when it searches its tree to the end, the best is optimal. At each
+    cheaper assignment it stops (with `restart`), the pairs are reduced at the new cost and it
+    starts again on fewer. A run gives up after `patience` (a share of the time left) without
+    one."""
+    while search.best is not None and not search.closed() and time.monotonic() < until:
+        red = search.reduction
+        if red is None or red.upper < search.best_cost:
+            return
+        wait = None if patience is None else patience * max(0.0, until - time.monotonic())
+        out = branch_and_bound(search.problem, red.mask, red.prices, search.best_cost, until,
+                               patience=wait, stop_on_gain=restart)
+        search.offer(out.assignment)
+        if out.complete:
+            search.bound = max(search.bound, float(search.best_cost))
+            return
+        if out.assignment is None:
+            return
+        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
+                                                      LAG_SHARE * (until - time.monotonic())),
+                probe=False)
+
+
+def _core_search(search: _Search, until: float, seed: int) -> None:
+    """The tabu and exchange searches (half the time each) on the problem restricted to the
+    pairs the reduction leaves: far fewer moves to look at, all towards a cheaper assignment."""
+    red = search.reduction
+    if red is None or search.best is None or search.closed():
+        return
+    problem = search.problem
+    mask = red.mask.copy()
+    mask[search.best, np.arange(problem.jobs)] = True
+    core = _Search(AllocationProblem(problem.cost, problem.weight, problem.capacity, mask),
+                   search.deadline)
+    core.bound = search.bound
+    core.offer(search.best)
+    began = time.monotonic()
+    _compiled_tabu(core, began + 0.5 * (until - began), seed, float(math.ceil(core.bound - 1e-6)))
+    _iterated_exchange(core, until, seed)
+    search.offer(core.best)
 
 
 def _lns(
@@ -417,12 +514,20 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
     else:
         _repair(search, bound, time.monotonic() + REPAIR_SHARE * search.remaining(), seed)
 
-    # with costs independent of use, only the exact model runs (from the greedy start);
-    # otherwise a short exact attempt first: small or easy models are closed there
+    # with costs independent of use: the knapsack Lagrangian reduction at the greedy's cost
+    # (it closes the easy ones), then below a short search for a better incumbent on what it
+    # leaves, and the exact model on the pairs left at that one's cost; otherwise a short
+    # exact attempt first: small or easy models are closed there
     heuristic_weight = _heuristic_weight(problem)
+    lagrangian = bound.job_price is not None and problem.jobs <= LAGRANGIAN_MAX_JOBS \
+        and fits(problem)
+    if heuristic_weight == 0 and lagrangian and search.best is not None:
+        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
+                                                      LAG_SHARE * search.remaining()),
+                probe=False)
     if heuristic_weight > 0 and search.best is not None and not search.closed() \
             and search.remaining() > 0.1:
-        mask = _fixing_mask(problem, bound, search.best_cost, search.best)
+        mask = _fixing_mask(problem, bound, search.best_cost, search.best, search.reduction)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             quick = min(QUICK_MAX_SECONDS, QUICK_SHARE * search.remaining())
             out = solve_mip(problem.cost, problem.weight, problem.capacity, mask, quick,
@@ -433,24 +538,44 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
             else:
                 search.bound = max(search.bound, min(out.bound, search.best_cost))
 
+    # independent costs: a short tabu search for a better incumbent, the reduction at its cost,
+    # the searches on the pairs left (the core), the reduction again; then the exact model
+    if heuristic_weight == 0 and lagrangian and search.best is not None \
+            and not search.closed():
+        _compiled_tabu(search, time.monotonic() + INDEPENDENT_TABU_SHARE * search.remaining(),
+                       seed, float(math.ceil(search.bound - 1e-6)))
+        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
+                                                      LAG_SHARE * search.remaining()),
+                probe=False)
+        _core_search(search, time.monotonic() + CORE_SHARE * search.remaining(), seed)
+        _reduce(search, bound, time.monotonic() + min(PROBE_MAX_SECONDS,
+                                                      LAG_SHARE * search.remaining()))
+        _tree(search, bound, time.monotonic() + TREE_SHARE * search.remaining(), restart=False)
     # penalised tabu search, iterated exchange search, then large neighbourhood search on
     # small pieces
     if heuristic_weight > 0 and search.best is not None and not search.closed():
         target = float(math.ceil(search.bound - 1e-6))
-        tabu_seconds = COMPILED_TABU_SHARE * heuristic_weight * search.remaining()
+        share = COMPILED_TABU_SHARE if lagrangian else COMPILED_TABU_SHARE_NO_TREE
+        tabu_seconds = share * heuristic_weight * search.remaining()
         tabu_until = time.monotonic() + (1.0 - ILS_SHARE) * tabu_seconds
         if ILS_SHARE < 1.0:
             _compiled_tabu(search, tabu_until, seed, target)
         if ILS_SHARE > 0 and not search.closed():
             _iterated_exchange(search, tabu_until + ILS_SHARE * tabu_seconds, seed)
+    if heuristic_weight > 0 and lagrangian and search.best is not None \
+            and not search.closed():
+        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
+                                                      LAG_SHARE * search.remaining()))
+        _tree(search, bound, time.monotonic() + TIGHT_TREE_SHARE * heuristic_weight
+              * search.remaining(), TIGHT_TREE_PATIENCE)
     if heuristic_weight > 0 and search.best is not None and not search.closed():
         lns_until = time.monotonic() + LNS_SHARE * heuristic_weight * search.remaining()
-        _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best), rng,
-             lns_until)
+        _lns(search, bound, _fixing_mask(problem, bound, search.best_cost, search.best,
+                                         search.reduction), rng, lns_until)
     # the rest of the time: the exact model, reduced by the best incumbent, from that start
     # (not with few agents after the heuristics: `FEW_AGENTS_MIP_START`)
     if not search.closed() and search.remaining() > 0.05:
-        mask = _fixing_mask(problem, bound, search.best_cost, search.best)
+        mask = _fixing_mask(problem, bound, search.best_cost, search.best, search.reduction)
         if int(mask.sum()) <= FULL_MIP_MAX_VARIABLES:
             few_agents = heuristic_weight > 0 and problem.agents < HEURISTIC_FULL_AGENTS
             start = None if few_agents and not FEW_AGENTS_MIP_START else search.best

@@ -27,6 +27,7 @@ class Bound:
     reduced_cost: FloatArray  # per (agent, job): how much more than the bound using it costs
     capacity_price: FloatArray  # per agent, >= 0: the price of one unit of its capacity
     fractional: FloatArray  # LP solution (zeros for the Lagrangian)
+    job_price: FloatArray | None = None  # the LP's duals of the assignment rows (LP only)
 
 
 def lagrangian_bound(
@@ -85,7 +86,7 @@ def lower_bound(problem: AllocationProblem, deadline: float) -> Bound:
         lp = solve_lp(problem, remaining)
         if lp.status == "optimal":
             return Bound("lp", lp.value, np.maximum(lp.reduced_cost, 0.0),
-                         np.maximum(-lp.capacity_dual, 0.0), lp.x)
+                         np.maximum(-lp.capacity_dual, 0.0), lp.x, lp.job_dual)
         if lp.status == "infeasible":
             return Bound("lp", math.inf, lp.reduced_cost, np.zeros(m), lp.x)
     if time.monotonic() < deadline:

@@ -40,6 +40,7 @@ class LpOutcome:
     reduced_cost: FloatArray
     x: FloatArray
     capacity_dual: FloatArray
+    job_dual: FloatArray
 
 
 def _highs(threads: int = 1) -> highspy.Highs:
@@ -109,15 +110,18 @@ def solve_lp(problem: AllocationProblem, time_limit: float) -> LpOutcome:
     rc = np.full((m, n), np.inf)
     x = np.zeros((m, n))
     duals = np.zeros(m)
+    job_duals = np.zeros(n)
     if status == highspy.HighsModelStatus.kOptimal:
         sol = h.getSolution()
         rc[ii, jj] = np.asarray(sol.col_dual)
         x[ii, jj] = np.asarray(sol.col_value)
         duals = np.asarray(sol.row_dual)[n:].copy()
-        return LpOutcome("optimal", float(h.getInfo().objective_function_value), rc, x, duals)
+        job_duals = np.asarray(sol.row_dual)[:n].copy()
+        return LpOutcome("optimal", float(h.getInfo().objective_function_value), rc, x, duals,
+                         job_duals)
     if status == highspy.HighsModelStatus.kInfeasible:
-        return LpOutcome("infeasible", float("inf"), rc, x, duals)
-    return LpOutcome("other", float("-inf"), rc, x, duals)
+        return LpOutcome("infeasible", float("inf"), rc, x, duals, job_duals)
+    return LpOutcome("other", float("-inf"), rc, x, duals, job_duals)
 
 
 def solve_mip(

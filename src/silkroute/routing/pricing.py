@@ -430,9 +430,9 @@ class PricedRouter:
 
     def warm(self, orders: Sequence[OrderRequest], cap: CapacityState) -> int:
         """Route `orders` (expected ones: a forecast's next hours) against `cap` without
-        applying their plans, for what routing leaves behind: the priced views, routes and
-        bounds it builds for the current prices, which the real orders of those hours will
-        then find made. Run after new prices are set, off the decision path (with the
+        applying their plans, for what routing leaves behind: the priced views and routes
+        it builds for the current prices, which the real orders of those hours will then
+        find made. Run after new prices are set, off the decision path (with the
         re-plan): most views are otherwise made by the first decisions that need them, each
         a sort of its route's carriers. Plans are not changed by it: a view is a function of
         the prices, the route and the hour class, and a route rebuilt now is the one the

@@ -208,6 +208,11 @@ def _fixing_mask(
     return mask
 
 
+def _lag_until(left: float, cap: float = LAG_MAX_SECONDS) -> float:
+    """The deadline of a reduction given `LAG_SHARE` of `left` seconds, at most `cap`."""
+    return time.monotonic() + min(cap, LAG_SHARE * left)
+
+
 def _reduce(search: _Search, bound: Bound, until: float, probe: bool = True) -> None:
     """The knapsack Lagrangian reduction (`batch_lagrange.reduce`) at the best assignment's
     cost, from the previous one when there is one; its bound tightens the search's (a bound
@@ -245,9 +250,7 @@ def _tree(search: _Search, bound: Bound, until: float, patience: float | None = 
             return
         if out.assignment is None:
             return
-        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
-                                                      LAG_SHARE * (until - time.monotonic())),
-                probe=False)
+        _reduce(search, bound, _lag_until(until - time.monotonic()), probe=False)
 
 
 def _core_search(search: _Search, until: float, seed: int) -> None:
@@ -522,9 +525,7 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
     lagrangian = bound.job_price is not None and problem.jobs <= LAGRANGIAN_MAX_JOBS \
         and fits(problem)
     if heuristic_weight == 0 and lagrangian and search.best is not None:
-        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
-                                                      LAG_SHARE * search.remaining()),
-                probe=False)
+        _reduce(search, bound, _lag_until(search.remaining()), probe=False)
     if heuristic_weight > 0 and search.best is not None and not search.closed() \
             and search.remaining() > 0.1:
         mask = _fixing_mask(problem, bound, search.best_cost, search.best, search.reduction)
@@ -544,12 +545,9 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
             and not search.closed():
         _compiled_tabu(search, time.monotonic() + INDEPENDENT_TABU_SHARE * search.remaining(),
                        seed, float(math.ceil(search.bound - 1e-6)))
-        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
-                                                      LAG_SHARE * search.remaining()),
-                probe=False)
+        _reduce(search, bound, _lag_until(search.remaining()), probe=False)
         _core_search(search, time.monotonic() + CORE_SHARE * search.remaining(), seed)
-        _reduce(search, bound, time.monotonic() + min(PROBE_MAX_SECONDS,
-                                                      LAG_SHARE * search.remaining()))
+        _reduce(search, bound, _lag_until(search.remaining(), PROBE_MAX_SECONDS))
         _tree(search, bound, time.monotonic() + TREE_SHARE * search.remaining(), restart=False)
     # penalised tabu search, iterated exchange search, then large neighbourhood search on
     # small pieces
@@ -564,8 +562,7 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -
             _iterated_exchange(search, tabu_until + ILS_SHARE * tabu_seconds, seed)
     if heuristic_weight > 0 and lagrangian and search.best is not None \
             and not search.closed():
-        _reduce(search, bound, time.monotonic() + min(LAG_MAX_SECONDS,
-                                                      LAG_SHARE * search.remaining()))
+        _reduce(search, bound, _lag_until(search.remaining()))
         _tree(search, bound, time.monotonic() + TIGHT_TREE_SHARE * heuristic_weight
               * search.remaining(), TIGHT_TREE_PATIENCE)
     if heuristic_weight > 0 and search.best is not None and not search.closed():

@@ -459,11 +459,7 @@ class NetworkIndex:
                 for closed in (False, True):
                     self.priced_records(pen, promise, band, closed, price, cache)
                 for hour, closed in hours:
-                    hc = len(levels) + 1 if closed else bisect.bisect_right(levels, hour)
-                    key = ("columns", pen, promise, band, hc)
-                    if key not in cache:
-                        cache[key] = self._priced_columns(pen, promise, band, closed, hour,
-                                                          price)
+                    self.priced_columns(pen, promise, band, closed, hour, price, cache)
 
     def priced_view(self, route: Route, band: int, penalty: float, promise: int,
                     closed: bool, hour: float, price: np.ndarray, cache: dict[Any, Any],
@@ -498,13 +494,7 @@ class NetworkIndex:
         if not route:
             return (), [], [], [], [], [], None
         prec = self.priced_records(penalty, promise, band, closed, price, cache)
-        levels = self._cutoff_levels()
-        hc = len(levels) + 1 if closed else bisect.bisect_right(levels, hour)
-        key = ("columns", penalty, promise, band, hc)
-        got = cache.get(key)
-        if got is None:
-            got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
-                                                    price)
+        got = self.priced_columns(penalty, promise, band, closed, hour, price, cache)
         table = got[2]
         idx = idx[got[heavy][idx].argsort()]
         # suffix minima of every column at once (the keys are sorted: theirs are the keys)
@@ -514,6 +504,20 @@ class NetworkIndex:
             tail = ViewTail(prec, idx, suf)
             idx, suf = idx[:VIEW_HEAD], suf[:, :VIEW_HEAD]
         return _view_lists(prec, idx, suf, tail)
+
+    def priced_columns(self, penalty: float, promise: int, band: int, closed: bool,
+                       hour: float, price: np.ndarray, cache: dict[Any, Any]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_priced_columns` for the hour class of `hour` (every hour once closed), cached
+        in `cache` with the prices."""
+        levels = self._cutoff_levels()
+        hc = len(levels) + 1 if closed else bisect.bisect_right(levels, hour)
+        key = ("columns", penalty, promise, band, hc)
+        got = cache.get(key)
+        if got is None:
+            got = cache[key] = self._priced_columns(penalty, promise, band, closed, hour,
+                                                    price)
+        return got
 
     def _priced_columns(self, penalty: float, promise: int, band: int, closed: bool,
                         hour: float, price: np.ndarray

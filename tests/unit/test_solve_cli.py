@@ -100,16 +100,27 @@ def test_bench_gap_json(tmp_path: Path) -> None:
         "Best known solution value\ncattrysse1994/gap1-0,orlibrary,cattrysse1994,15,5,261,261,261\n"
     )
     res = runner.invoke(_app(), ["bench", "gap", str(root), "--time-limit", "5", "--json",
-                                 "--set", "cattrysse1994"])
+                                 "--set", "cattrysse1994", "--portfolio"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     row = out["instances"][0]
     assert (row["path"], row["reference"], row["silkroute"]["objective"],
             row["highs"]["objective"]) == ("cattrysse1994/gap1-0", 261, 261, 261)
+    # the allocator proves gap1-0 itself at once: the plain MIP beside it is killed unused
+    assert (row["silkroute"]["portfolio"], row["silkroute"]["found_by"]) == (True, "allocator")
+    assert (row["highs"]["portfolio"], row["highs"]["found_by"]) == (None, None)
     assert out["sets"]["cattrysse1994"]["silkroute"]["worst_gap_percent"] == 0.0
     table = runner.invoke(_app(), ["bench", "gap", str(root), "--time-limit", "5"])
     assert table.exit_code == 0
     assert "cattrysse1994/gap1-0" in table.stdout
+
+
+def test_solve_without_the_portfolio(tmp_path: Path) -> None:
+    res = runner.invoke(_app(), ["solve", str(DATA / "cattrysse1994" / "gap2-1"),
+                                 "--time-limit", "5", "--json", "--no-portfolio"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["objective"], out["status"]) == (269, "optimal")
 
 
 def test_bench_gap_without_data_csv_is_exit_2(tmp_path: Path) -> None:

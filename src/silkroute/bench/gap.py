@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from silkroute.routing.gap import AllocationProblem, read_orlib
+from silkroute.routing.plain_mip import plain_milp
 
 
 @dataclass
@@ -23,6 +22,9 @@ class SolverRun:
     gap_percent: float | None  # to the optimum (or best known value), in percent
     seconds: float
     lower_bound: float | None = None
+    #: silkroute only: whether its portfolio's plain MIP ran, and which member found the answer
+    portfolio: bool | None = None
+    found_by: str | None = None
 
 
 @dataclass
@@ -47,43 +49,23 @@ def _gap(objective: int | None, reference: int) -> float | None:
 
 def highs_mip(problem: AllocationProblem, time_limit: float) -> tuple[int | None, float]:
     """The plain assignment model solved by `scipy.optimize.milp` (HiGHS) within a time limit."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_matrix
-
-    m, n = problem.agents, problem.jobs
-    cols = np.arange(m * n)
-    agent = np.repeat(np.arange(m), n)
-    job = np.tile(np.arange(n), m)
-    assign = coo_matrix((np.ones(m * n), (job, cols)), shape=(n, m * n)).tocsr()
-    cap = coo_matrix((problem.weight.reshape(-1).astype(float), (agent, cols)),
-                     shape=(m, m * n)).tocsr()
-    upper = problem.allowed.reshape(-1).astype(float)
-    started = time.monotonic()
-    res = milp(
-        problem.cost.reshape(-1).astype(float),
-        constraints=[LinearConstraint(assign, 1, 1),
-                     LinearConstraint(cap, -np.inf, problem.capacity.astype(float))],
-        integrality=np.ones(m * n),
-        bounds=Bounds(0, upper),
-        options={"time_limit": time_limit},
-    )
-    seconds = time.monotonic() - started
-    if res.x is None:
-        return None, seconds
-    return int(round(float(res.fun))), seconds
+    out = plain_milp(problem.cost, problem.weight, problem.capacity, problem.allowed,
+                     time_limit)
+    return out.objective, out.seconds
 
 
 def run_instance(
     root: str, path: str, set_name: str, reference: int, is_optimum: bool,
-    time_limit: float, seed: int = 0,
+    time_limit: float, seed: int = 0, portfolio: bool | None = None,
 ) -> InstanceRow:
     """Solve one instance with silkroute and with HiGHS (in that order, one after the other)."""
     from silkroute.routing.batch import solve
 
     problem = read_orlib(Path(root) / path)
-    res = solve(problem, time_limit=time_limit, seed=seed)
+    res = solve(problem, time_limit=time_limit, seed=seed, portfolio=portfolio)
     ours = SolverRun(res.objective, _gap(res.objective, reference), round(res.seconds, 3),
-                     res.lower_bound if math.isfinite(res.lower_bound) else None)
+                     res.lower_bound if math.isfinite(res.lower_bound) else None,
+                     res.portfolio, res.found_by if res.feasible else None)
     h_obj, h_sec = highs_mip(problem, time_limit)
     theirs = SolverRun(h_obj, _gap(h_obj, reference), round(h_sec, 3))
     return InstanceRow(path, set_name, problem.jobs, problem.agents, reference, is_optimum,
@@ -155,6 +137,7 @@ def run_gap_bench(
     min_jobs: int | None = None,
     max_jobs: int | None = None,
     progress: Any = None,
+    portfolio: bool | None = None,
 ) -> dict[str, Any]:
     """Solve every instance under `dir` with silkroute and with SciPy's HiGHS MIP at the same
     time limit; in this process, or on Dask (a LocalCluster of `workers`, or `scheduler`)."""
@@ -164,11 +147,13 @@ def run_gap_bench(
     rows: list[InstanceRow] = []
     if workers is None and scheduler is None:
         for path, set_name, ref, is_opt in todo:
-            rows.append(run_instance(root, path, set_name, ref, is_opt, time_limit, seed))
+            rows.append(run_instance(root, path, set_name, ref, is_opt, time_limit, seed,
+                                     portfolio))
             if progress is not None:
                 progress(rows[-1])
     else:
-        rows = _run_on_dask(root, todo, time_limit, seed, workers, scheduler, progress)
+        rows = _run_on_dask(root, todo, time_limit, seed, workers, scheduler, progress,
+                            portfolio)
     return {
         "time_limit": time_limit,
         "seed": seed,
@@ -180,7 +165,7 @@ def run_gap_bench(
 
 def _run_on_dask(
     root: str, todo: list[tuple[str, str, int, bool]], time_limit: float, seed: int,
-    workers: int | None, scheduler: str | None, progress: Any,
+    workers: int | None, scheduler: str | None, progress: Any, portfolio: bool | None,
 ) -> list[InstanceRow]:
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -194,7 +179,7 @@ def _run_on_dask(
     try:
         futures = [
             client.submit(run_instance, root, path, set_name, ref, is_opt, time_limit, seed,
-                          key=f"gap-{path}-{seed}-{time_limit}", pure=False)
+                          portfolio, key=f"gap-{path}-{seed}-{time_limit}", pure=False)
             for path, set_name, ref, is_opt in todo
         ]
         done: dict[str, InstanceRow] = {}

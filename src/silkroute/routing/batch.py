@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from silkroute.routing.gap import AllocationProblem
 from silkroute.routing.gap_exchange import exchange_arrays, exchange_polish
 from silkroute.routing.gap_exchange import warm_up as warm_up_exchange
 from silkroute.routing.gap_kernels import compiled_tabu_search, warm_up
+from silkroute.routing.plain_mip import PlainMipProcess
 
 # The tabu and exchange kernels are compiled (or loaded from Numba's cache) now, on import,
 # not inside the first solve's time limit.
@@ -35,6 +37,10 @@ BoolArray = npt.NDArray[np.bool_]
 FULL_MIP_MAX_VARIABLES = 200_000
 #: seconds kept back from the time limit for bookkeeping
 SAFETY = 0.15
+#: the portfolio's plain MIP (a child process, `plain_mip`) runs by default from this time
+#: limit up, and is waited for at most this long after the time limit
+PORTFOLIO_MIN_SECONDS = 2.0
+MEMBER_GRACE = 0.3
 #: share of the time after construction for the first, short exact attempt (capped)
 QUICK_SHARE = 0.08
 QUICK_MAX_SECONDS = 0.5
@@ -121,6 +127,10 @@ class AllocationResult:
     assignment: list[int] = field(default_factory=list)
     reason: str | None = None  # why infeasible / unknown
     bound_method: str = "none"
+    #: whether the portfolio's plain MIP ran beside the allocator, and which of the two found
+    #: the assignment returned ("allocator" or "plain MIP")
+    portfolio: bool = False
+    found_by: str = "allocator"
 
     def to_json(self) -> dict[str, object]:
         """The `silkroute solve --json` object."""
@@ -170,6 +180,8 @@ class _Search:
         self.bound = -math.inf
         #: pairs that can be in an assignment cheaper than `reduction.upper`
         self.reduction: Reduction | None = None
+        #: the incumbent came from the portfolio's plain MIP
+        self.from_member = False
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -471,26 +483,80 @@ def _heuristic_weight(problem: AllocationProblem) -> float:
     return tight * min(1.0, problem.agents / HEURISTIC_FULL_AGENTS) ** 2
 
 
-def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0) -> AllocationResult:
+def _portfolio_wanted(problem: AllocationProblem, time_limit: float,
+                      portfolio: bool | None) -> bool:
+    if portfolio is not None:
+        return portfolio
+    return time_limit >= PORTFOLIO_MIN_SECONDS and _cpus() >= 2 \
+        and problem.agents * problem.jobs <= FULL_MIP_MAX_VARIABLES
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _take_member(search: _Search, member: PlainMipProcess, until: float) -> None:
+    """The portfolio's plain MIP: its assignment if cheaper, its bound if higher."""
+    out = member.outcome(until)
+    if out is None:
+        return
+    if search.offer(out.assignment):
+        search.from_member = True
+    # a proven optimum is a lower bound on every assignment
+    if out.optimal and out.objective is not None:
+        search.bound = max(search.bound, float(out.objective))
+    elif search.best is not None:
+        search.bound = max(search.bound, min(out.bound, search.best_cost))
+
+
+def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0,
+          portfolio: bool | None = None) -> AllocationResult:
     """Allocate every job to one agent within capacities at least cost, within `time_limit`
-    seconds; deterministic for a seed (up to where the clock stops a phase)."""
+    seconds; deterministic for a seed (up to where the clock stops a phase).
+
+    `portfolio`: also run the plain MIP with SciPy's HiGHS in a child process for the whole
+    time (on a second core) and keep the better answer; by default on when the machine gives
+    this process at least two cores, the time limit is at least `PORTFOLIO_MIN_SECONDS` and
+    the plain model has at most `FULL_MIP_MAX_VARIABLES` variables."""
     started = time.monotonic()
     deadline = started + max(0.2, time_limit - SAFETY)
+    member = None
+    if _portfolio_wanted(problem, time_limit, portfolio) \
+            and _trivially_infeasible(problem) is None:
+        # the child has the whole time limit (less its start-up), as HiGHS alone would
+        member = PlainMipProcess(problem.cost, problem.weight, problem.capacity,
+                                 problem.allowed, started + time_limit)
+    try:
+        return _solve(problem, started, deadline, time_limit, seed, member)
+    finally:
+        if member is not None:
+            member.stop()
+
+
+def _solve(problem: AllocationProblem, started: float, deadline: float, time_limit: float,
+           seed: int, member: PlainMipProcess | None) -> AllocationResult:
     rng = np.random.default_rng(seed)
 
     def result(search: _Search | None, status: str, reason: str | None, method: str) -> \
             AllocationResult:
+        if member is not None and search is not None and not search.closed():
+            _take_member(search, member, started + time_limit + MEMBER_GRACE)
         seconds = time.monotonic() - started
         if search is None or search.best is None:
             lb = search.bound if search is not None else -math.inf
-            return AllocationResult(status, None, lb, math.inf, seconds, False, [], reason, method)
+            return AllocationResult(status, None, lb, math.inf, seconds, False, [], reason, method,
+                                    member is not None)
         obj = int(search.best_cost)
         lb = min(float(obj), search.bound)
         if math.isfinite(lb) and math.ceil(lb - 1e-6) >= obj:
             status, lb = "optimal", float(obj)
         return AllocationResult(
             status, obj, lb, relative_gap(obj, lb), seconds, True,
-            [int(x) for x in search.best], reason, method,
+            [int(x) for x in search.best], reason, method, member is not None,
+            "plain MIP" if search.from_member else "allocator",
         )
 
     reason = _trivially_infeasible(problem)

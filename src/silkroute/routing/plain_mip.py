@@ -126,6 +126,9 @@ class PlainMipProcess:
 
 
 def _child(path: str) -> None:
+    # SciPy's optimize package takes about 0.4 s to import: before the clock is read
+    import scipy.optimize  # noqa: F401
+
     with np.load(path) as z:
         cost, weight = z["cost"], z["weight"]
         capacity, allowed = z["capacity"], z["allowed"]

@@ -505,10 +505,8 @@ def _take_member(search: _Search, member: PlainMipProcess, until: float) -> None
         return
     if search.offer(out.assignment):
         search.from_member = True
-    # a proven optimum is a lower bound on every assignment
-    if out.optimal and out.objective is not None:
-        search.bound = max(search.bound, float(out.objective))
-    elif search.best is not None:
+    # HiGHS's dual bound, not its "optimal" status: that one allows a relative gap of 1e-4
+    if search.best is not None:
         search.bound = max(search.bound, min(out.bound, search.best_cost))
 
 

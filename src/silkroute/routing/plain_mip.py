@@ -32,7 +32,8 @@ IntArray = npt.NDArray[np.int64]
 @dataclass
 class PlainOutcome:
     """What the plain MIP found: an assignment and its cost (if any), HiGHS's dual bound
-    (−inf if none), whether it proved optimality, and its seconds."""
+    (−inf if none), whether HiGHS called it optimal (within its default relative gap of
+    1e-4, so not a proof: the bound is), and its seconds."""
 
     objective: int | None
     assignment: IntArray | None

@@ -133,6 +133,19 @@ def test_solve_with_the_portfolio_honours_the_limit_and_keeps_a_valid_bound() ->
     assert math.isfinite(result.gap)
 
 
+def test_a_child_that_cannot_start_leaves_the_allocator_alone(monkeypatch, tmp_path) -> None:
+    # given no interpreter where the child would be started, when solved with the portfolio,
+    # then the allocator answers alone (no portfolio) and no instance file is left behind
+    import tempfile
+
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    problem = read_orlib(DATA / "cattrysse1994" / "gap2-1")
+    result = batch.solve(problem, time_limit=5, seed=0, portfolio=True)
+    assert (result.objective, result.status, result.portfolio) == (269, "optimal", False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_portfolio_default_needs_two_cores_and_a_time_limit(monkeypatch) -> None:
     problem = read_orlib(DATA / "cattrysse1994" / "gap1-0")
     monkeypatch.setattr(batch, "_cpus", lambda: 2)

@@ -524,9 +524,13 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0,
     member = None
     if _portfolio_wanted(problem, time_limit, portfolio) \
             and _trivially_infeasible(problem) is None:
-        # the child has the whole time limit (less its start-up), as HiGHS alone would
-        member = PlainMipProcess(problem.cost, problem.weight, problem.capacity,
-                                 problem.allowed, started + time_limit)
+        # the child has the whole time limit (less its start-up), as HiGHS alone would; a
+        # child that cannot start (no interpreter, no room for its file) is done without
+        try:
+            member = PlainMipProcess(problem.cost, problem.weight, problem.capacity,
+                                     problem.allowed, started + time_limit)
+        except OSError:
+            member = None
     try:
         return _solve(problem, started, deadline, time_limit, seed, member)
     finally:

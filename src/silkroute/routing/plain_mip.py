@@ -88,10 +88,14 @@ class PlainMipProcess:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, cost=cost, weight=weight, capacity=capacity, allowed=allowed,
                      until=np.float64(until))
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "silkroute.routing.plain_mip", self._path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-m", "silkroute.routing.plain_mip", self._path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            os.unlink(self._path)
+            raise
 
     def outcome(self, until: float) -> PlainOutcome | None:
         """The child's answer, waiting for it at most until `until` (monotonic clock); None if

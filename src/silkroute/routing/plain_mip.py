@@ -85,10 +85,10 @@ class PlainMipProcess:
         # the instance goes through a file: a pipe would block this process until the child
         # has started and read it
         fd, self._path = tempfile.mkstemp(prefix="silkroute-mip-", suffix=".npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, cost=cost, weight=weight, capacity=capacity, allowed=allowed,
-                     until=np.float64(until))
         try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, cost=cost, weight=weight, capacity=capacity, allowed=allowed,
+                         until=np.float64(until))
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", "silkroute.routing.plain_mip", self._path],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -27,6 +27,12 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+_PORTFOLIO: Any = typer.Option(
+    None, "--portfolio/--no-portfolio",
+    help="Also run the plain MIP (SciPy's HiGHS) in a child process and keep the better "
+         "answer; by default on with two cores or more and a time limit of 2 s or more.")
+
+
 def solve_command(
     file: Path = typer.Argument(..., help="Problem file (OR-Library GAP or silkroute JSON)."),
     format: ProblemFormat | None = typer.Option(
@@ -35,10 +41,7 @@ def solve_command(
     time_limit: float = typer.Option(10.0, "--time-limit", min=0.1, help="Seconds."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same search)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    portfolio: bool | None = typer.Option(
-        None, "--portfolio/--no-portfolio",
-        help="Also run the plain MIP (SciPy's HiGHS) in a child process and keep the better "
-             "answer; by default on with two cores or more and a time limit of 2 s or more."),
+    portfolio: bool | None = _PORTFOLIO,
 ) -> None:
     """Solve a generalised assignment problem: objective, lower bound, gap and seconds."""
     from silkroute.routing.batch import solve
@@ -86,10 +89,7 @@ def bench_gap_command(
     max_jobs: int | None = typer.Option(None, "--max-jobs", help="Only instances with at "
                                         "most this many jobs."),
     seed: int = typer.Option(0, "--seed"),
-    portfolio: bool | None = typer.Option(
-        None, "--portfolio/--no-portfolio",
-        help="Also run the plain MIP (SciPy's HiGHS) in a child process and keep the better "
-             "answer; by default on with two cores or more and a time limit of 2 s or more."),
+    portfolio: bool | None = _PORTFOLIO,
 ) -> None:
     """Benchmark the batch allocator against SciPy's HiGHS MIP at the same time limit."""
     from silkroute.bench.gap import run_gap_bench

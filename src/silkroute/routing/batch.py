@@ -522,8 +522,8 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0,
     started = time.monotonic()
     deadline = started + max(0.2, time_limit - SAFETY)
     member = None
-    if _portfolio_wanted(problem, time_limit, portfolio) \
-            and _trivially_infeasible(problem) is None:
+    infeasible = _trivially_infeasible(problem)
+    if _portfolio_wanted(problem, time_limit, portfolio) and infeasible is None:
         # the child has the whole time limit (less its start-up), as HiGHS alone would; a
         # child that cannot start (no interpreter, no room for its file) is done without
         try:
@@ -532,14 +532,15 @@ def solve(problem: AllocationProblem, time_limit: float = 10.0, seed: int = 0,
         except OSError:
             member = None
     try:
-        return _solve(problem, started, deadline, time_limit, seed, member)
+        return _solve(problem, started, deadline, time_limit, seed, member, infeasible)
     finally:
         if member is not None:
             member.stop()
 
 
 def _solve(problem: AllocationProblem, started: float, deadline: float, time_limit: float,
-           seed: int, member: PlainMipProcess | None) -> AllocationResult:
+           seed: int, member: PlainMipProcess | None, reason: str | None) -> AllocationResult:
+    """`solve`'s own steps; `reason`: why the instance is trivially infeasible, if it is."""
     rng = np.random.default_rng(seed)
 
     def result(search: _Search | None, status: str, reason: str | None, method: str) -> \
@@ -561,7 +562,6 @@ def _solve(problem: AllocationProblem, started: float, deadline: float, time_lim
             "plain MIP" if search.from_member else "allocator",
         )
 
-    reason = _trivially_infeasible(problem)
     if reason is not None:
         return AllocationResult("infeasible", None, math.inf, math.inf,
                                 time.monotonic() - started, False, [], reason, "none")

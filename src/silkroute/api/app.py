@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from silkroute import console
 from silkroute.api import background, errors
 from silkroute.api.fast_paths import BuyNowFastPath
+from silkroute.api.group_commit import BuyNowGroups
 from silkroute.api.metrics import ApiMetrics
 from silkroute.api.routers import (
     accounts,
@@ -61,12 +62,14 @@ class BodyLimit:
 
 
 def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
-               freeze_heap: bool = False) -> FastAPI:
+               freeze_heap: bool = False, buy_now_group: int = 0) -> FastAPI:
     """An app serving the marketplace on this database engine; with `jobs_interval` > 0 it
     runs the periodic jobs every that many seconds while it serves (`serve` does); with
     `threads` > 0 at most that many endpoint calls run at once (else anyio's default, 40);
     with `freeze_heap` its startup heap leaves the garbage collector's generations when it
-    starts (for a server process, whose startup objects live as long as it does)."""
+    starts (for a server process, whose startup objects live as long as it does); with
+    `buy_now_group` > 0, on PostgreSQL, concurrent buy-nows run together, that many at
+    most (group commit, api/group_commit.py)."""
     app = FastAPI(title="silkroute", version=API_VERSION, description=DESCRIPTION,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   lifespan=background.lifespan)
@@ -79,6 +82,11 @@ def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
         # ... whose connections close with the engine's (`Engine.dispose`)
         event.listen(engine, "engine_disposed", lambda _engine: pool.close())
     app.state.metrics = ApiMetrics()
+    app.state.buy_now_groups = None
+    if buy_now_group > 0 and app.state.live_accounts is not None:
+        app.state.buy_now_groups = BuyNowGroups(
+            engine, max_size=buy_now_group,
+            observe=app.state.metrics.routing_decision_seconds.observe)
     app.state.jobs_interval = jobs_interval
     app.state.threads = threads
     app.state.freeze_heap = freeze_heap
@@ -132,4 +140,5 @@ def app_from_env() -> FastAPI:
     engine = make_engine()
     use_database_provider(engine)  # every worker (and restart) shares one sandbox account
     return create_app(engine, jobs_interval=background.interval_from_env(),
-                      threads=background.threads_from_env(), freeze_heap=True)
+                      threads=background.threads_from_env(), freeze_heap=True,
+                      buy_now_group=background.group_from_env())

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
+from silkroute.api.tuning import DEFAULT_GROUP, DEFAULT_THREADS, GROUP_ENV, THREADS_ENV
 from silkroute.services.jobs import JobSettings, run_jobs
 from silkroute.store.uow import UnitOfWork
 
@@ -37,6 +37,13 @@ def threads_from_env() -> int:
     """$SILKROUTE_THREADS endpoint threads per worker (set by `serve --threads`)."""
     return int(_number_from_env(THREADS_ENV, int, DEFAULT_THREADS, 1,
                                 "a whole number of threads"))
+
+
+def group_from_env() -> int:
+    """$SILKROUTE_BUY_NOW_GROUP buy-nows run together at most (set by `serve
+    --buy-now-group`; 0 runs each alone)."""
+    return int(_number_from_env(GROUP_ENV, int, DEFAULT_GROUP, 0,
+                                "a whole number of requests"))
 
 
 def interval_from_env() -> float:

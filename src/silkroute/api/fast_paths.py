@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silkroute.api.routers.payments import counted_buy_now
+from silkroute.api.routers.payments import count_buy_now, counted_buy_now
 from silkroute.api.schemas import BuyNowIn
 from silkroute.services.accounts import Unauthenticated, authenticate_async
 from silkroute.services.checkout import routing_observer
+from silkroute.services.one_click import BuyNow
 from silkroute.store.uow import UnitOfWork
 
 PATH = "/api/v1/buyer/buy-now"
@@ -68,11 +69,16 @@ class BuyNowFastPath:
             return
         request = Request(scope, replay)
         metrics = application.state.metrics
-        routing_observer.set(metrics.routing_decision_seconds.observe)
+        groups = getattr(application.state, "buy_now_groups", None)
         try:
-            out = await counted_buy_now(metrics, UnitOfWork(application.state.engine),
-                                        principal.buyer_id, request_in.sku,
-                                        request_in.quantity, key)
+            if groups is not None:  # group commit (api/group_commit.py)
+                out = await count_buy_now(metrics, groups.buy_now(BuyNow(
+                    principal.buyer_id, request_in.sku, request_in.quantity, key)))
+            else:
+                routing_observer.set(metrics.routing_decision_seconds.observe)
+                out = await counted_buy_now(metrics, UnitOfWork(application.state.engine),
+                                            principal.buyer_id, request_in.sku,
+                                            request_in.quantity, key)
         except Exception as exc:
             handler = _handler_for(application, exc)
             if handler is None:

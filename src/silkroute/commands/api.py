@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
+from silkroute.api.tuning import DEFAULT_GROUP, DEFAULT_THREADS, GROUP_ENV, THREADS_ENV
 from silkroute.cli import DbOpt, JsonOpt, engine_for, out, print_json, uow_for, user_errors
 
 account_app = typer.Typer(help="Accounts that act for a buyer, seller or the operator.",
@@ -24,6 +24,10 @@ def serve(
     threads: Annotated[int, typer.Option(help="Endpoint threads per worker: requests each "
                                          "worker serves at once (more wait).", min=1,
                                          max=256)] = DEFAULT_THREADS,
+    buy_now_group: Annotated[int, typer.Option(help="Concurrent buy-nows a worker runs "
+                                               "together at most (group commit; "
+                                               "PostgreSQL); 0 runs each alone.", min=0,
+                                               max=1024)] = DEFAULT_GROUP,
     db: DbOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     demo: Annotated[bool, typer.Option("--demo", help="Fill a fresh database with the demo "
@@ -50,6 +54,7 @@ def serve(
     engine.dispose()
     os.environ[ENV_URL] = url  # the workers build their engine from it
     os.environ[THREADS_ENV] = str(threads)
+    os.environ[GROUP_ENV] = str(buy_now_group)
     out.print(f"database at revision {rev}; serving on http://{host}:{port}/api/v1/docs",
               soft_wrap=True)
     uvicorn.run("silkroute.api.app:app_from_env", factory=True, host=host, port=port,

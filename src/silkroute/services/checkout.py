@@ -21,7 +21,7 @@ from silkroute.routing.policy import (
     OrderRequest,
 )
 from silkroute.store.network_repo import UNREAD_SIGNATURE
-from silkroute.store.uow import UnitOfWork
+from silkroute.store.uow import SharedUnitOfWork, UnitOfWork
 
 MAX_ROUTE_ATTEMPTS = 4
 MAX_CART_LINES = 100
@@ -122,10 +122,13 @@ def _notify(policy: FulfilmentPolicy | None, hook: str) -> None:
 
 class _PolicyOutcome:
     """Picks the policy inside the transaction; once the transaction ended, tells it whether
-    its decisions were kept (`on_reserved`, after commit) or not (`on_released`)."""
+    its decisions were kept (`on_reserved`, after commit) or not (`on_released`). In a
+    shared unit of work (group commit) a checkout that succeeded learns it when the group
+    commits or rolls back."""
 
-    def __init__(self, policy: FulfilmentPolicy | None):
+    def __init__(self, policy: FulfilmentPolicy | None, uow: UnitOfWork):
         self.policy = policy
+        self.uow = uow
 
     def resolve(self, uow: UnitOfWork, signature: Any = UNREAD_SIGNATURE
                 ) -> FulfilmentPolicy:
@@ -140,6 +143,11 @@ class _PolicyOutcome:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc_type is None and isinstance(self.uow, SharedUnitOfWork):
+            policy = self.policy
+            self.uow.defer(lambda committed: _notify(
+                policy, "on_reserved" if committed else "on_released"))
+            return
         _notify(self.policy, "on_released" if exc_type is not None else "on_reserved")
 
 
@@ -230,7 +238,7 @@ def _checkout_once(uow: UnitOfWork, buyer_id: int, cart: list[CartLine],
                    policy: FulfilmentPolicy | None, hooks: CheckoutHooks | None,
                    known: Callable[[UnitOfWork], Known] | None, *, keep: bool
                    ) -> CheckoutResult:
-    outcome = _PolicyOutcome(policy or _default_policy)
+    outcome = _PolicyOutcome(policy or _default_policy, uow)
     with outcome, uow:
         repos = uow.repos
         pre = known(uow) if known is not None else None

@@ -47,6 +47,14 @@ class MoneyRepo:
             "buyer_id": buyer_id, "sku": sku, "period": period, "scope": scope,
             "key": key})
 
+    def one_click_contexts(self, params: Sequence[tuple[int, str, str, str, str]]
+                           ) -> list[list[Any]]:
+        """`one_click_context` for several (buyer_id, sku, period, scope, key) at once (one
+        pipeline on PostgreSQL before the transaction begins), in order."""
+        names = ("buyer_id", "sku", "period", "scope", "key")
+        return _one_click_context().all_many(self.conn,
+                                             [dict(zip(names, p, strict=True)) for p in params])
+
     # shipping templates and commission ---------------------------------------------------
     def set_shipping_template(self, seller_id: int, template: dict[str, Any],
                               carrier_id: int) -> None:

@@ -124,6 +124,13 @@ _RESERVE_SQL = ("UPDATE stock SET reserved = reserved + %s WHERE sku_id = %s::IN
                 "AND location_id = %s::INTEGER AND on_hand - reserved >= %s RETURNING 1")
 
 
+def _more_reserved(kept: Guard, new: Guard) -> Guard:
+    """Two kept reservations of one (SKU, location) as one: both quantities, or neither
+    (the transaction fails as a whole when their sum is not there)."""
+    qty = kept.params[0] + new.params[0]
+    return kept._replace(params=(qty, kept.params[1], kept.params[2], qty))
+
+
 @functools.lru_cache(maxsize=16)
 def _move_all_sql(n: int) -> str:
     # An IN list of plain integers: psycopg adapts those in C, an array in Python.
@@ -171,7 +178,8 @@ class StockRepo(_Repo):
         `failed` raises if too little stock is left by then. False when this unit of work
         does not keep writes: call `reserve`."""
         return keep_guard(self.conn, Guard(_RESERVE_SQL, (quantity, sku_id, location_id,
-                                                          quantity), 1, failed))
+                                                          quantity), 1, failed,
+                                           ("stock", sku_id, location_id), _more_reserved))
 
     def release(self, sku_id: int, location_id: int, quantity: int) -> bool:
         res = self.conn.execute(

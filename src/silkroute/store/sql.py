@@ -100,12 +100,19 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 class Guard(NamedTuple):
     """A kept compare-and-set: `sql` (an UPDATE ... RETURNING 1 with %s parameters) must
     change exactly `expected` rows, else the statement fails on the server (nothing of it
-    stays) and `failed(changed)` raises (and the whole transaction rolls back)."""
+    stays) and `failed(changed)` raises (and the whole transaction rolls back).
+
+    `key` names the row the update changes, when one transaction may keep several updates
+    of it (a shared unit of work: several buy-nows of one SKU at one location). PostgreSQL
+    applies only one change per row per statement, so such guards must become one:
+    `merge(kept, new)` gives the guard that does both (the summed reservation)."""
 
     sql: str
     params: tuple[Any, ...]
     expected: int
     failed: Callable[[int], None]
+    key: Any = None
+    merge: Callable[[Guard, Guard], Guard] | None = None
 
 
 class PendingWrites:
@@ -123,8 +130,42 @@ class PendingWrites:
         self.params += len(row)
         return self.params
 
+    def add_guard(self, guard: Guard) -> None:
+        if guard.key is not None:
+            for i, kept in enumerate(self.guards):
+                if kept.key == guard.key:
+                    assert kept.merge is not None, "a keyed Guard needs `merge`"
+                    self.guards[i] = kept.merge(kept, guard)
+                    return
+        self.guards.append(guard)
+
+    def mark(self) -> PendingMark:
+        """What is kept now, to `undo` back to (the writes of a call that then failed)."""
+        return PendingMark(self.groups, {k: len(v) for k, v in self.groups.items()},
+                           list(self.guards), self.params)
+
+    def undo(self, mark: PendingMark) -> bool:
+        """Drop what was kept after `mark`; False (and nothing dropped) when a flush sent
+        the kept rows to the server since: then only a rollback undoes them."""
+        if mark.groups is not self.groups:
+            return False
+        for key in [k for k in self.groups if k not in mark.sizes]:
+            del self.groups[key]
+        for key, size in mark.sizes.items():
+            del self.groups[key][size:]
+        self.guards[:] = mark.guards
+        self.params = mark.params
+        return True
+
     def __bool__(self) -> bool:
         return bool(self.groups) or bool(self.guards)
+
+
+class PendingMark(NamedTuple):
+    groups: dict[tuple[Table, tuple[str, ...]], list[Mapping[str, Any]]]
+    sizes: dict[tuple[Table, tuple[str, ...]], int]
+    guards: list[Guard]
+    params: int
 
 
 def keep_guard(conn: Connection, guard: Guard) -> bool:
@@ -133,7 +174,7 @@ def keep_guard(conn: Connection, guard: Guard) -> bool:
     pending = conn.info.get(PENDING)
     if pending is None:
         return False
-    pending.guards.append(guard)
+    pending.add_guard(guard)
     return True
 
 
@@ -162,6 +203,11 @@ def flush(conn: Connection) -> None:
         return
     groups, pending.groups = pending.groups, {}
     guards, pending.guards = pending.guards, []
+    if len(guards) > 1:
+        # The server takes the guards' row locks in this order (the checks below read
+        # w0, w1, ... in turn): rows named by a key in one global order, as reservations
+        # made one by one are, so that two such statements cannot deadlock.
+        guards.sort(key=lambda g: (g.key is None, g.key if g.key is not None else ()))
     pending.params = 0
     parts: list[str] = [g.sql for g in guards]
     params: list[Any] = [p for g in guards for p in g.params]
@@ -212,12 +258,18 @@ def execute_on_driver(conn: Connection, sql: str, params: Any) -> Any:
     try:
         return driver.execute(sql, params)
     except psycopg.Error as exc:
-        broken = driver.closed or driver.broken
-        err = DBAPIError.instance(sql, params, exc, psycopg.Error,
-                                  connection_invalidated=broken, dialect=conn.dialect)
-        if broken:
-            conn.invalidate(exc)
-        raise err from exc
+        raise _driver_error(conn, driver, sql, params, exc) from exc
+
+
+def _driver_error(conn: Connection, driver: Any, sql: str, params: Any,
+                  exc: psycopg.Error) -> Exception:
+    """SQLAlchemy's exception for a driver's error (the connection invalidated if broken)."""
+    broken = driver.closed or driver.broken
+    err = DBAPIError.instance(sql, params, exc, psycopg.Error,
+                              connection_invalidated=broken, dialect=conn.dialect)
+    if broken:
+        conn.invalidate(exc)
+    return err
 
 
 class DriverSelect:
@@ -235,14 +287,32 @@ class DriverSelect:
         info = conn.info
         if not info.get(_OUTSIDE) or info.get(PENDING):
             return list(conn.execute(self.statement, params).all())
+        _dialect, sql_text, defaults, row_type = self._compile(conn)
+        cur = execute_on_driver(conn, sql_text, {**defaults, **params})
+        return [row_type._make(r) for r in cur.fetchall()]
+
+    def all_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[list[Any]]:
+        """`all` for each of `params`, in order; on the driver as one pipeline (every
+        statement sent before the first answer is read: one round trip for all)."""
+        info = conn.info
+        driver = conn.connection.driver_connection
+        if len(params) < 2 or not info.get(_OUTSIDE) or info.get(PENDING) or driver is None:
+            return [self.all(conn, p) for p in params]
+        _dialect, sql_text, defaults, row_type = self._compile(conn)
+        try:
+            with driver.pipeline():
+                cursors = [driver.execute(sql_text, {**defaults, **p}) for p in params]
+        except psycopg.Error as exc:
+            raise _driver_error(conn, driver, sql_text, params, exc) from exc
+        return [[row_type._make(r) for r in cur.fetchall()] for cur in cursors]
+
+    def _compile(self, conn: Connection) -> tuple[Dialect, str, dict[str, Any], Any]:
         compiled = self._compiled
         if compiled is None or compiled[0] is not conn.dialect:
             sql = self.statement.compile(dialect=conn.dialect)
             row = namedtuple("Row", list(self.statement.selected_columns.keys()))  # type: ignore[misc]
             compiled = self._compiled = (conn.dialect, str(sql), dict(sql.params), row)
-        _dialect, sql_text, defaults, row_type = compiled
-        cur = execute_on_driver(conn, sql_text, {**defaults, **params})
-        return [row_type._make(r) for r in cur.fetchall()]
+        return compiled
 
 
 _GUARD_MARK = "silkroute-guard:"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -90,3 +91,75 @@ class UnitOfWork:
             end_outside(conn)
             conn.close()
             self._conn = None
+
+
+class SharedUnitOfWork(UnitOfWork):
+    """One transaction shared by several service calls (group commit).
+
+    `open()` begins it; each call's own `with uow:` then neither begins nor commits: on
+    success its writes stay kept for the shared commit, on an exception they are dropped
+    (`PendingWrites.undo`) and the others' stay. `commit()` sends everything kept as one
+    statement and commits (on PostgreSQL, `flush_alone`: one round trip for all the calls),
+    or raises and keeps nothing of any call. Callbacks given to `defer` run once the
+    outcome is known, with True after the commit and False after a rollback.
+
+    Only for calls whose writes are all kept (write-behind, PostgreSQL) until the commit:
+    a call that sends a statement in the middle (`flush`) makes the calls' writes
+    inseparable, so a later failing call marks the whole unit `broken` and `commit()`
+    refuses (`BrokenGroup`): the caller then runs the calls one by one.
+    """
+
+    def __init__(self, engine: Engine):
+        super().__init__(engine)
+        self._marks: list[Any] = []
+        self._deferred: list[Callable[[bool], None]] = []
+        self.broken = False
+
+    def open(self) -> SharedUnitOfWork:
+        super().__enter__()
+        if self.conn.info.get(PENDING) is None:
+            self.close(ok=False)
+            raise RuntimeError("a shared unit of work needs write-behind (PostgreSQL)")
+        self._deferred = []
+        self.broken = False
+        return self
+
+    def __enter__(self) -> SharedUnitOfWork:
+        self._marks.append(self.conn.info[PENDING].mark())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        mark = self._marks.pop()
+        if exc_type is not None and not self.conn.info[PENDING].undo(mark):
+            self.broken = True
+
+    def defer(self, callback: Callable[[bool], None]) -> None:
+        self._deferred.append(callback)
+
+    def commit(self) -> None:
+        """Commit what the calls kept; raises (and rolls back) on any failure."""
+        if self.broken:
+            self.close(ok=False)
+            raise BrokenGroup("a call failed after the group's writes were sent")
+        self.close(ok=True)
+
+    def close(self, *, ok: bool) -> None:
+        """Commit (`ok`) or roll back, then run the deferred callbacks."""
+        committed = False
+        try:
+            if self._conn is None:
+                pass  # closed already (a failed `open`)
+            elif ok:
+                super().__exit__(None, None, None)
+                committed = True
+            else:
+                super().__exit__(BrokenGroup, BrokenGroup(), None)
+        finally:
+            deferred, self._deferred = self._deferred, []
+            for callback in deferred:
+                callback(committed)
+
+
+class BrokenGroup(Exception):
+    """A shared unit of work could not keep its calls apart; nothing was committed."""

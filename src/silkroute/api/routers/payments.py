@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
@@ -19,6 +20,7 @@ from silkroute.api.schemas import (
     PaymentMethodOut,
 )
 from silkroute.services import purchases
+from silkroute.services.one_click import OneClickResult
 from silkroute.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/buyer", tags=["payments"], responses=ERROR_RESPONSES)
@@ -84,11 +86,16 @@ async def buy_now(principal: Buyer, uows: Uows, request: Request, body: BuyNowIn
 
 async def counted_buy_now(metrics: Any, uow: UnitOfWork, buyer_id: int, sku: str,
                           quantity: int, idempotency_key: str) -> BuyNowOut:
-    """The purchase in a worker thread, counted in the metrics (the route and buy-now's
-    fast path, `api/fast_paths.py`, both answer through it)."""
+    """The purchase in a worker thread, counted in the metrics."""
+    return await count_buy_now(metrics, run_in_threadpool(
+        purchases.buy_now, uow, buyer_id, sku, quantity, idempotency_key))
+
+
+async def count_buy_now(metrics: Any, purchase: Awaitable[OneClickResult]) -> BuyNowOut:
+    """A purchase's answer, counted in the metrics (the route and buy-now's fast path,
+    `api/fast_paths.py`, alone or in a group, all answer through it)."""
     try:
-        res = await run_in_threadpool(purchases.buy_now, uow, buyer_id, sku, quantity,
-                                      idempotency_key)
+        res = await purchase
     except Exception:
         metrics.payments.labels(outcome="failed").inc()
         raise

@@ -48,10 +48,10 @@ def statements(engine: Engine) -> Iterator[list[str]]:
     def record(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
         sent.append(" ".join(statement.split()[:3]))
 
-    def record_on_driver(conn, statement, params):  # noqa: ANN001, ANN202
+    def record_on_driver(conn, statement, params, **kwargs):  # noqa: ANN001, ANN003, ANN202
         if conn.engine is engine:
             sent.append(" ".join(statement.split()[:3]))
-        return on_driver(conn, statement, params)
+        return on_driver(conn, statement, params, **kwargs)
 
     event.listen(engine, "before_cursor_execute", record)
     sql.execute_on_driver = record_on_driver  # type: ignore[assignment]

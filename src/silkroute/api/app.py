@@ -86,7 +86,8 @@ def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
     if buy_now_group > 0 and app.state.live_accounts is not None:
         app.state.buy_now_groups = BuyNowGroups(
             engine, max_size=buy_now_group,
-            observe=app.state.metrics.routing_decision_seconds.observe)
+            observe=app.state.metrics.routing_decision_seconds.observe,
+            group_size=app.state.metrics.buy_now_group_size.observe)
     app.state.jobs_interval = jobs_interval
     app.state.threads = threads
     app.state.freeze_heap = freeze_heap

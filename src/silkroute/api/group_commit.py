@@ -30,12 +30,16 @@ class BuyNowGroups:
 
     def __init__(self, engine: Engine, *, max_size: int = DEFAULT_GROUP,
                  observe: Callable[[float], None] | None = None,
+                 group_size: Callable[[float], None] | None = None,
                  run: Callable[..., list[Any]] = one_click_group):
+        """`observe` takes each routing decision's seconds, `group_size` each group's
+        size; `run(engine, requests)` answers a group (`one_click_group`)."""
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self.engine = engine
         self.max_size = max_size
         self._observe = observe
+        self._group_size = group_size
         self._run = run
         self._queue: list[tuple[BuyNow, asyncio.Future[OneClickResult]]] = []
         self._draining = False
@@ -70,6 +74,8 @@ class BuyNowGroups:
                     continue
                 self.batches += 1
                 self.requests += len(batch)
+                if self._group_size is not None:
+                    self._group_size(len(batch))
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # (the request was cancelled)
                         continue

@@ -26,6 +26,10 @@ class ApiMetrics:
         self.payments = Counter(
             "silkroute_payments", "Payments over the API by outcome (captured, failed).",
             ["outcome"], registry=self.registry)
+        self.buy_now_group_size = Histogram(
+            "silkroute_buy_now_group_size",
+            "Buy-now requests a worker ran together (group commit), per group.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
         self.errors = Counter(
             "silkroute_api_errors", "Error responses by stable error code and HTTP status.",
             ["code", "status"], registry=self.registry)

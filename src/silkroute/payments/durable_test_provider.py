@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,28 @@ _PG_AUTHORIZE_AND_CAPTURE = (
     "%(amount)s, %(currency)s, NULL), "
     "(%(capture_key)s, %(capture_fingerprint)s, 'capture', 'captured', %(capture_ref)s, "
     "%(amount)s, %(currency)s, %(auth_ref)s) RETURNING id")
+
+# The same rows for many first pairs at once: one statement (its text fixed, so prepared),
+# the values as arrays. All or nothing: a key already taken fails the whole statement.
+_PG_AUTHORIZE_AND_CAPTURE_MANY = (
+    "WITH v AS (SELECT * FROM unnest(%(auth_ref)s::text[], %(capture_ref)s::text[], "
+    "%(last4)s::text[], %(amount)s::bigint[], %(currency)s::text[], %(auth_key)s::text[], "
+    "%(capture_key)s::text[], %(auth_fingerprint)s::text[], "
+    "%(capture_fingerprint)s::text[]) AS v(auth_ref, capture_ref, last4, amount, currency, "
+    "auth_key, capture_key, auth_fingerprint, capture_fingerprint)), "
+    "auth AS (INSERT INTO testpay_authorizations "
+    "(reference, card_last4, amount, currency, status, capture_reference) "
+    "SELECT auth_ref, last4, amount, currency, 'captured', capture_ref FROM v), "
+    "cap AS (INSERT INTO testpay_captures "
+    "(reference, authorization_ref, amount, currency, refunded) "
+    "SELECT capture_ref, auth_ref, amount, currency, 0 FROM v), "
+    "ops AS (INSERT INTO testpay_operations "
+    "(key, fingerprint, operation, status, reference, amount, currency, parent) "
+    "SELECT auth_key, auth_fingerprint, 'authorize', 'authorized', auth_ref, amount, "
+    "currency, NULL FROM v UNION ALL "
+    "SELECT capture_key, capture_fingerprint, 'capture', 'captured', capture_ref, amount, "
+    "currency, auth_ref FROM v RETURNING 1) "
+    "SELECT count(*) FROM ops")
 
 
 class _Claimed(Exception):
@@ -362,6 +384,49 @@ class DurableTestPaymentProvider:
                               amount, authorize_key),
                 PaymentResult(PaymentOperation.CAPTURE, capture_ref, PaymentStatus.CAPTURED,
                               amount, capture_key, parent=auth_ref))
+
+    def authorize_and_capture_many(self, calls: Sequence[Mapping[str, Any]]
+                                   ) -> list[tuple[PaymentResult, PaymentResult] | None]:
+        """`authorize_and_capture(**call)` for each of `calls`, in order. On PostgreSQL
+        the calls that approve at once go as one statement (one round trip and one commit
+        for all; group commit, services/one_click.py); if that statement fails (a key
+        already used), nothing of it stays and each call is made alone."""
+        if not self._one_statement or len(calls) < 2:
+            return [self.authorize_and_capture(**call) for call in calls]
+        rows: dict[int, dict[str, Any]] = {}
+        for i, call in enumerate(calls):
+            amount, card = call["amount"], normalize_card(call["payment_method"])
+            if not _valid_key(call["authorize_key"]) or not _valid_key(call["capture_key"]) \
+                    or not isinstance(amount, Money) or amount.amount <= 0 or \
+                    card in (TIMEOUT, APPROVE_ON_RETRY) or \
+                    card_decline_reason(card, call["authorize_key"], 1) is not None:
+                continue
+            auth_ref = _reference("auth")
+            rows[i] = {
+                "auth_ref": auth_ref, "capture_ref": _reference("capture"),
+                "last4": card[-4:], "amount": amount.amount, "currency": amount.currency,
+                "auth_key": call["authorize_key"], "capture_key": call["capture_key"],
+                "auth_fingerprint": _fingerprint(PaymentOperation.AUTHORIZE, card, amount),
+                "capture_fingerprint": _fingerprint(PaymentOperation.CAPTURE, auth_ref, None)}
+        done = None
+        if len(rows) > 1:
+            columns = next(iter(rows.values())).keys()
+            done = self._first_call(_PG_AUTHORIZE_AND_CAPTURE_MANY, {
+                name: [row[name] for row in rows.values()] for name in columns})
+        out: list[tuple[PaymentResult, PaymentResult] | None] = []
+        for i, call in enumerate(calls):
+            row = rows.get(i)
+            if done is None or row is None:  # alone: it answers as usual
+                out.append(self.authorize_and_capture(**call))
+                continue
+            amount = call["amount"]
+            out.append((
+                PaymentResult(PaymentOperation.AUTHORIZE, row["auth_ref"],
+                              PaymentStatus.AUTHORIZED, amount, call["authorize_key"]),
+                PaymentResult(PaymentOperation.CAPTURE, row["capture_ref"],
+                              PaymentStatus.CAPTURED, amount, call["capture_key"],
+                              parent=row["auth_ref"])))
+        return out
 
     def void(self, *, idempotency_key: str, authorization: str) -> PaymentResult:
         fingerprint = _fingerprint(PaymentOperation.VOID, authorization)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from silkroute.api.tuning import DEFAULT_GROUP
 from silkroute.services.checkout import routing_observer
 from silkroute.services.one_click import BuyNow, OneClickResult, one_click_group
+
+log = logging.getLogger("silkroute.api")
 
 
 class BuyNowGroups:
@@ -42,17 +45,17 @@ class BuyNowGroups:
         self._group_size = group_size
         self._run = run
         self._queue: list[tuple[BuyNow, asyncio.Future[OneClickResult]]] = []
-        self._draining = False
+        self._drainer: asyncio.Task[None] | None = None  # (kept: the loop holds tasks weakly)
         self.batches = 0  # batches run, and the requests in them (for tests and docs)
         self.requests = 0
 
     async def buy_now(self, request: BuyNow) -> OneClickResult:
         """The request's result, or its exception, once its batch has run."""
-        future: asyncio.Future[OneClickResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[OneClickResult] = loop.create_future()
         self._queue.append((request, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -62,9 +65,15 @@ class BuyNowGroups:
             while self._queue:
                 batch = self._queue[:self.max_size]
                 del self._queue[:self.max_size]
+                self.batches += 1
+                self.requests += len(batch)
+                self._count(len(batch))
                 try:
                     outcomes = await run_in_threadpool(
                         self._run, self.engine, [request for request, _ in batch])
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError(f"a group of {len(batch)} buy-nows gave "
+                                           f"{len(outcomes)} answers")
                 except BaseException as exc:  # (a bug, or the loop shutting down)
                     for _, future in batch:
                         if not future.done():
@@ -72,10 +81,6 @@ class BuyNowGroups:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                self.batches += 1
-                self.requests += len(batch)
-                if self._group_size is not None:
-                    self._group_size(len(batch))
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # (the request was cancelled)
                         continue
@@ -84,8 +89,14 @@ class BuyNowGroups:
                     else:
                         future.set_result(outcome)
         finally:
-            self._draining = False
+            self._drainer = None
             if self._queue:  # (left by a cancelled drain): the next one takes them
                 with contextlib.suppress(RuntimeError):  # (no loop any more)
-                    asyncio.get_running_loop().create_task(self._drain())
-                    self._draining = True
+                    self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def _count(self, size: int) -> None:
+        if self._group_size is not None:
+            try:
+                self._group_size(size)
+            except Exception:  # a metric must not fail purchases
+                log.exception("buy-now group size not recorded")

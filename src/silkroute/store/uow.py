@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine
 
 from silkroute.store.engine import READ_ONLY
@@ -104,9 +105,10 @@ class SharedUnitOfWork(UnitOfWork):
     outcome is known, with True after the commit and False after a rollback.
 
     Only for calls whose writes are all kept (write-behind, PostgreSQL) until the commit:
-    a call that sends a statement in the middle (`flush`) makes the calls' writes
-    inseparable, so a later failing call marks the whole unit `broken` and `commit()`
-    refuses (`BrokenGroup`): the caller then runs the calls one by one.
+    once a call sends a statement that begins the transaction (a flush, a reservation
+    made at once), the calls' writes are inseparable, so a call that fails after that
+    marks the whole unit `broken` and `commit()` refuses (`BrokenGroup`): the caller
+    then runs the calls one by one.
     """
 
     def __init__(self, engine: Engine):
@@ -131,7 +133,15 @@ class SharedUnitOfWork(UnitOfWork):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         mark = self._marks.pop()
-        if exc_type is not None and not self.conn.info[PENDING].undo(mark):
+        if exc_type is None:
+            return
+        # Undo what the failed call kept; what it (or anyone) already sent to the server
+        # (a statement that began the transaction: reservations from two locations, a
+        # read inside the transaction) only a rollback of the whole group undoes.
+        driver = self.conn.connection.driver_connection
+        begun = driver is None or \
+            driver.info.transaction_status != TransactionStatus.IDLE
+        if not self.conn.info[PENDING].undo(mark) or begun:
             self.broken = True
 
     def defer(self, callback: Callable[[bool], None]) -> None:

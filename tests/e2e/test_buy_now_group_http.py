@@ -15,7 +15,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from silkroute.bench.http import Http, Market, Server, seed_market, temporary_postgres
+from silkroute.bench.http import (
+    APPROVE_CARD,
+    Http,
+    Market,
+    Server,
+    seed_market,
+    temporary_postgres,
+)
 from silkroute.domain.money import Money
 from silkroute.domain.shipping import ShippingTemplate
 from silkroute.services import payments
@@ -302,6 +309,17 @@ def every_kind_of_answer(served: Served) -> tuple[list[tuple[int, dict[str, Any]
             if card is not None:
                 api.ok("POST", "/api/v1/buyer/payment-methods",
                        {"card": card, "currency": "KRW", "default": True}, other[name])
+        # a buyer's token revoked (by a second token of the same account)
+        reg = api.ok("POST", "/api/v1/buyers", {"name": "revoked",
+                                                "address": {"city": "Seoul"}})
+        api.ok("POST", "/api/v1/buyer/payment-methods",
+               {"card": APPROVE_CARD, "currency": "KRW", "default": True},
+               reg["token"]["token"])
+        second = api.ok("POST", "/api/v1/me/tokens", {"label": "second"},
+                        reg["token"]["token"])
+        api.ok("DELETE", f"/api/v1/me/tokens/{reg['token']['token_id']}",
+               token=second["token"])
+        other["revoked"] = reg["token"]["token"]
     finally:
         api.close()
     b = [token for _, token in market.buyers]
@@ -321,6 +339,10 @@ def every_kind_of_answer(served: Served) -> tuple[list[tuple[int, dict[str, Any]
         (b[0], {"sku": three, "quantity": 11}, "too-many"),  # more than there is
         (other["declined"], {"sku": two, "quantity": 1}, "declined"),
         (other["no card"], {"sku": two, "quantity": 1}, "no-card"),
+        # tokens that are not a live buyer's: the route's authentication answers them
+        (other["revoked"], {"sku": two, "quantity": 1}, "revoked"),
+        ("sr_" + "x" * 40, {"sku": two, "quantity": 1}, "unknown-token"),
+        (market.seller_token, {"sku": two, "quantity": 1}, "a-seller"),
     ]
     before = metrics(base)
     got = fire(base, calls)
@@ -351,7 +373,8 @@ def every_kind_of_answer(served: Served) -> tuple[list[tuple[int, dict[str, Any]
 def test_every_kind_of_answer_is_the_same_in_a_group_as_alone(grouped: Served,
                                                               alone: Served) -> None:
     in_groups, gained = every_kind_of_answer(grouped)
-    assert (gained["sum"], gained['bucket{le="1.0"}'] < gained["count"]) == (10, True)
+    # every request entered a group, the three handed back to the route too
+    assert (gained["sum"], gained['bucket{le="1.0"}'] < gained["count"]) == (13, True)
     by_itself, none = every_kind_of_answer(alone)
     assert (none["count"], none["sum"]) == (0, 0)
     paid = {"state": "paid", "currency": "KRW"}
@@ -377,4 +400,10 @@ def test_every_kind_of_answer_is_the_same_in_a_group_as_alone(grouped: Served,
         (422, {"code": "no_payment_method", "field": "payment_method",
                "message": "payment_method: buyer <no card> has no saved payment method "
                           "(add one with `silkroute buyer card add`)"}),
+        (401, {"code": "unauthenticated", "message": "the token is unknown or revoked",
+               "field": "authorization"}),
+        (401, {"code": "unauthenticated", "message": "the token is unknown or revoked",
+               "field": "authorization"}),
+        (403, {"code": "forbidden", "field": "authorization",
+               "message": "this route is for buyer accounts; yours is a seller account"}),
     ]

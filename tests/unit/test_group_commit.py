@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import pytest
 from sqlalchemy import Engine
 
-from silkroute.api.group_commit import BuyNowGroups
+from silkroute.api.group_commit import BuyNowGroups, NotABuyer, TokenBuyNow
 from silkroute.services.one_click import BuyNow, OneClickResult
 
 ENGINE = cast(Engine, object())  # what BuyNowGroups hands to `run` untouched
@@ -278,3 +278,62 @@ def test_a_cancelled_caller_leaves_the_others_of_its_batch_answered() -> None:
 def test_max_size_below_one_is_refused(max_size: int) -> None:
     with pytest.raises(ValueError, match=r"^max_size must be at least 1$"):
         BuyNowGroups(ENGINE, max_size=max_size, run=Recorder())
+
+
+# tokens resolved per group -------------------------------------------------------------
+class Account(NamedTuple):
+    role: str
+    buyer_id: int | None
+
+
+def token_request(token_hash: str, i: int) -> TokenBuyNow:
+    return TokenBuyNow(token_hash, f"SKU-{i}", 1, f"key-{i}")
+
+
+def test_a_groups_tokens_are_looked_up_at_once_and_non_buyers_handed_back() -> None:
+    lookups: list[list[str]] = []
+
+    async def accounts(hashes: list[str]) -> dict[str, Any]:
+        lookups.append(list(hashes))
+        return {"h-buyer": Account("buyer", 7), "h-seller": Account("seller", None)}
+
+    run = Recorder(blocked=True)
+    groups = BuyNowGroups(ENGINE, run=run, accounts=accounts)
+
+    async def main() -> list[Any]:
+        first = asyncio.create_task(groups.buy_now(request(0)))
+        await run.wait_started()
+        rest = [asyncio.create_task(groups.buy_now(r)) for r in (
+            token_request("h-buyer", 1), token_request("h-seller", 2),
+            token_request("h-unknown", 3), request(4))]
+        await asyncio.sleep(0)
+        run.gate.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest, return_exceptions=True),
+                                      WAIT_S)
+
+    got = asyncio.run(main())
+    assert lookups == [["h-buyer", "h-seller", "h-unknown"]]  # one lookup for the group
+    assert run.batches == [["key-0"], ["key-1", "key-4"]]
+    resolved = BuyNow(7, "SKU-1", 1, "key-1")
+    assert got[0] == result_for(request(0))
+    assert got[1] == result_for(resolved)  # as buyer 7
+    assert [type(g) for g in got[2:4]] == [NotABuyer, NotABuyer]
+    assert got[4] == result_for(request(4))
+    assert (groups.batches, groups.requests) == (2, 5)
+
+
+def test_a_group_of_non_buyers_only_runs_nothing() -> None:
+    async def accounts(hashes: list[str]) -> dict[str, Any]:
+        return {}
+
+    run = Recorder()
+    groups = BuyNowGroups(ENGINE, run=run, accounts=accounts)
+    with pytest.raises(NotABuyer):
+        asyncio.run(asyncio.wait_for(groups.buy_now(token_request("h-gone", 1)), WAIT_S))
+    assert run.batches == []
+
+
+def test_a_token_request_without_a_lookup_fails_its_group() -> None:
+    groups = BuyNowGroups(ENGINE, run=Recorder())
+    with pytest.raises(RuntimeError, match=r"^a TokenBuyNow needs `accounts`$"):
+        asyncio.run(asyncio.wait_for(groups.buy_now(token_request("h", 1)), WAIT_S))

@@ -87,7 +87,8 @@ def create_app(engine: Engine, *, jobs_interval: float = 0, threads: int = 0,
         app.state.buy_now_groups = BuyNowGroups(
             engine, max_size=buy_now_group,
             observe=app.state.metrics.routing_decision_seconds.observe,
-            group_size=app.state.metrics.buy_now_group_size.observe)
+            group_size=app.state.metrics.buy_now_group_size.observe,
+            accounts=app.state.live_accounts.many)
     app.state.jobs_interval = jobs_interval
     app.state.threads = threads
     app.state.freeze_heap = freeze_heap

@@ -12,6 +12,11 @@ use case raises goes to the app's own exception handler for it, or up to the ser
 error handler, as it would from the route. Anything else (no or another token, a body or
 header the route would refuse, SQLite) goes to the route unchanged, body included, so
 every refusal keeps exactly the route's answer.
+
+With group commit on (`serve --buy-now-group`, PostgreSQL), the purchase and the token
+lookup both go to the worker's `BuyNowGroups` (api/group_commit.py), which looks up a
+group's tokens in one statement and runs its purchases together; a token that is not a
+live buyer's comes back as `NotABuyer` and goes to the route as above.
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from silkroute.api.group_commit import NotABuyer, TokenBuyNow
 from silkroute.api.routers.payments import count_buy_now, counted_buy_now
 from silkroute.api.schemas import BuyNowIn
-from silkroute.services.accounts import Unauthenticated, authenticate_async
+from silkroute.services.accounts import Unauthenticated, authenticate_async, hash_of_bearer
 from silkroute.services.checkout import routing_observer
-from silkroute.services.one_click import BuyNow
 from silkroute.store.uow import UnitOfWork
 
 PATH = "/api/v1/buyer/buy-now"
@@ -60,25 +65,25 @@ class BuyNowFastPath:
         if request_in is None:
             await self.app(scope, replay, send)
             return
-        try:
-            principal = await authenticate_async(live_accounts, token)
-        except Unauthenticated:
-            principal = None
-        if principal is None or principal.role != "buyer" or principal.buyer_id is None:
-            await self.app(scope, replay, send)
-            return
         request = Request(scope, replay)
         metrics = application.state.metrics
         groups = getattr(application.state, "buy_now_groups", None)
         try:
-            if groups is not None:  # group commit (api/group_commit.py)
-                out = await count_buy_now(metrics, groups.buy_now(BuyNow(
-                    principal.buyer_id, request_in.sku, request_in.quantity, key)))
+            if groups is not None:  # group commit (api/group_commit.py); its token
+                # lookups too: one statement per group
+                out = await count_buy_now(metrics, groups.buy_now(TokenBuyNow(
+                    hash_of_bearer(token), request_in.sku, request_in.quantity, key)))
             else:
+                principal = await authenticate_async(live_accounts, token)
+                if principal.role != "buyer" or principal.buyer_id is None:
+                    raise NotABuyer
                 routing_observer.set(metrics.routing_decision_seconds.observe)
                 out = await counted_buy_now(metrics, UnitOfWork(application.state.engine),
                                             principal.buyer_id, request_in.sku,
                                             request_in.quantity, key)
+        except (Unauthenticated, NotABuyer):  # the route's authentication answers it
+            await self.app(scope, replay, send)
+            return
         except Exception as exc:
             handler = _handler_for(application, exc)
             if handler is None:

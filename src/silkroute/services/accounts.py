@@ -177,7 +177,7 @@ def revoke_token(uow: UnitOfWork, token_id: int, *, account_id: int | None = Non
 
 def authenticate(uow: UnitOfWork, token: str | None) -> Principal:
     """The principal a bearer token stands for, or Unauthenticated."""
-    token_hash = _hash_of_bearer(token)
+    token_hash = hash_of_bearer(token)
     with uow:
         row = TokenRepo(uow.conn).live_account(token_hash)
     return _principal_of(row)
@@ -187,10 +187,10 @@ async def authenticate_async(live_account: Callable[[str], Awaitable[Any]],
                              token: str | None) -> Principal:
     """`authenticate` with an awaitable lookup of the token's hash (`LiveAccounts`: the
     same read, on the event loop)."""
-    return _principal_of(await live_account(_hash_of_bearer(token)))
+    return _principal_of(await live_account(hash_of_bearer(token)))
 
 
-def _hash_of_bearer(token: str | None) -> str:
+def hash_of_bearer(token: str | None) -> str:
     if not token:
         raise Unauthenticated("a bearer token is required", field="authorization")
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

@@ -75,6 +75,13 @@ class TokenRepo:
 
 # `_LIVE_ACCOUNT` as PostgreSQL's driver takes it, and its rows' shape (for `LiveAccounts`)
 _LIVE_ACCOUNT_PG = str(_LIVE_ACCOUNT.compile(dialect=psycopg_dialect()))
+# ... and for many tokens at once: the same conditions, the hash among the rows' columns
+_LIVE_ACCOUNTS_PG = str(
+    select(accounts, api_tokens.c.id.label("token_id"), api_tokens.c.token_hash)
+    .join(api_tokens, api_tokens.c.account_id == accounts.c.id)
+    .where(api_tokens.c.token_hash == func.any(bindparam("token_hashes")),
+           api_tokens.c.revoked_at.is_(None))
+    .compile(dialect=psycopg_dialect()))
 LiveAccount = namedtuple(  # type: ignore[misc]
     "LiveAccount", list(_LIVE_ACCOUNT.selected_columns.keys()))
 
@@ -91,3 +98,10 @@ class LiveAccounts:
     async def __call__(self, token_hash: str) -> Any:
         row = await self.pool.first_row(_LIVE_ACCOUNT_PG, {"token_hash": token_hash})
         return None if row is None else LiveAccount._make(row)
+
+    async def many(self, token_hashes: Sequence[str]) -> dict[str, Any]:
+        """`self(h)` for each hash at once (one statement): the accounts of the live
+        tokens among them, by hash (a hash not there has no live token)."""
+        rows = await self.pool.all_rows(_LIVE_ACCOUNTS_PG,
+                                        {"token_hashes": list(dict.fromkeys(token_hashes))})
+        return {row[-1]: LiveAccount._make(row[:-1]) for row in rows}

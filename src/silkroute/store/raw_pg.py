@@ -97,6 +97,14 @@ class AsyncAutocommitPool:
     async def first_row(self, sql: str, params: Params) -> tuple[Any, ...] | None:
         """Run one statement that returns rows (its own transaction); its first row, or
         None if it returned none."""
+        rows = await self._run(sql, params, first=True)
+        return rows[0] if rows else None
+
+    async def all_rows(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        """Run one statement that returns rows (its own transaction); all its rows."""
+        return await self._run(sql, params, first=False)
+
+    async def _run(self, sql: str, params: Params, *, first: bool) -> list[tuple[Any, ...]]:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # (a test client's next request, say)
             self.close()
@@ -123,7 +131,10 @@ class AsyncAutocommitPool:
                 raise
         try:
             cur = await conn.execute(sql, params)
-            return await cur.fetchone()
+            if first:
+                row = await cur.fetchone()
+                return [] if row is None else [row]
+            return await cur.fetchall()
         finally:
             if generation != self._generation:
                 await conn.close()

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from silkroute.api.auth import Buyer, ReadUows, Uows, buyer_id_of
 from silkroute.api.errors import ERROR_RESPONSES, NOT_FOUND, ErrorBody
+from silkroute.api.group_commit import NotABuyer
 from silkroute.api.schemas import (
     MAX_INT,
     BuyNowIn,
@@ -96,6 +97,8 @@ async def count_buy_now(metrics: Any, purchase: Awaitable[OneClickResult]) -> Bu
     `api/fast_paths.py`, alone or in a group, all answer through it)."""
     try:
         res = await purchase
+    except NotABuyer:  # not a purchase: the route answers it
+        raise
     except Exception:
         metrics.payments.labels(outcome="failed").inc()
         raise

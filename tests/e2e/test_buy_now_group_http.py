@@ -4,6 +4,8 @@ in `silkroute_buy_now_group_size`, and sells scarce stock exactly once."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from silkroute.bench.http import (
     Market,
     Server,
     seed_market,
+    serve_command,
     temporary_postgres,
 )
 from silkroute.domain.money import Money
@@ -407,3 +410,30 @@ def test_every_kind_of_answer_is_the_same_in_a_group_as_alone(grouped: Served,
         (403, {"code": "forbidden", "field": "authorization",
                "message": "this route is for buyer accounts; yours is a seller account"}),
     ]
+
+
+# `silkroute bench http` -----------------------------------------------------------------
+def test_bench_http_reports_its_figures_and_the_servers_group_size(pg_database: str) -> None:
+    with temporary_postgres() as url:
+        done = subprocess.run(
+            [*serve_command()[:-1], "bench", "http", "--db", url, "--clients", "4",
+             "--seconds", "1", "--workers", "1", "--buy-now-group", "4", "--json"],
+            capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report) == ["postgresql"]
+    pg = report["postgresql"]
+    assert (pg["clients"], pg["seconds"], pg["workers"], pg["skus"], pg["buy_now_group"],
+            pg["errors"]) == (4, 1.0, 1, 4, 4, {})
+    assert pg["paid_orders"] > 0
+    assert pg["paid_per_s"] == round(pg["paid_orders"] / 1.0, 1)
+    assert 0 < pg["p50_ms"] <= pg["p99_ms"]
+
+
+def test_bench_http_refuses_a_negative_group_size_naming_the_option() -> None:
+    done = subprocess.run([*serve_command()[:-1], "bench", "http", "--buy-now-group", "-1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).strip() == (
+        "error: silkroute bench http: Invalid value for '--buy-now-group': Input should be "
+        "greater than or equal to 0")

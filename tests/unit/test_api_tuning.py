@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from silkroute.api.app import create_app
-from silkroute.api.background import interval_from_env, threads_from_env
-from silkroute.api.tuning import DEFAULT_THREADS, THREADS_ENV
+from silkroute.api.background import group_from_env, interval_from_env, threads_from_env
+from silkroute.api.tuning import DEFAULT_GROUP, DEFAULT_THREADS, GROUP_ENV, THREADS_ENV
 from silkroute.cli import app as cli
 from silkroute.store.engine import make_engine
 
@@ -78,3 +78,31 @@ def test_a_server_app_freezes_its_startup_heap_and_a_plain_app_does_not() -> Non
             assert gc.get_freeze_count() > 10_000  # the modules and the app, at least
     finally:
         gc.unfreeze()
+
+
+# `serve --buy-now-group`: concurrent buy-nows a worker runs together (PostgreSQL) -------
+@pytest.mark.parametrize("raw,size", [("16", 16), ("", DEFAULT_GROUP), ("0", 0), ("-3", 0)])
+def test_the_group_size_comes_from_the_environment(monkeypatch, raw, size) -> None:
+    monkeypatch.setenv(GROUP_ENV, raw)
+    assert group_from_env() == size
+
+
+def test_a_group_size_that_is_not_a_number_falls_back_to_the_default_with_a_warning(
+        monkeypatch, caplog) -> None:
+    monkeypatch.setenv(GROUP_ENV, "lots")
+    with caplog.at_level(logging.WARNING, logger="silkroute.jobs"):
+        assert group_from_env() == DEFAULT_GROUP == 64
+    assert ("$SILKROUTE_BUY_NOW_GROUP='lots' is not a whole number of requests; using 64"
+            in caplog.text)
+
+
+def test_serve_refuses_a_negative_group_size_naming_the_option() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--buy-now-group", "-1"])
+    assert result.exit_code == 2
+    assert result.output == ("error: root serve: Invalid value for '--buy-now-group': Input "
+                             "should be greater than or equal to 0\n")
+
+
+def test_an_app_on_sqlite_runs_no_groups_whatever_it_is_asked() -> None:
+    app = create_app(make_engine("sqlite://"), buy_now_group=64)
+    assert app.state.buy_now_groups is None

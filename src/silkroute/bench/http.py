@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from silkroute.api.tuning import DEFAULT_GROUP
 
 APPROVE_CARD = "4242424242424242"  # the test payment provider approves it (docs/payments.md)
 PG_ADMIN_ENV = "SILKROUTE_TEST_POSTGRES_URL"
@@ -292,13 +295,14 @@ def drive_buy_now(port: int, market: Market, clients: int, seconds: float,
 
 
 def bench_one(db_url: str, *, clients: int, seconds: float, workers: int,
-              log_dir: Path) -> dict[str, Any]:
+              log_dir: Path, buy_now_group: int = DEFAULT_GROUP) -> dict[str, Any]:
     """Start a server on `db_url`, seed a market over HTTP, drive buy-now, stop it."""
-    with Server(db_url, log_dir / "serve.log", workers=workers) as server:
+    with Server(db_url, log_dir / "serve.log", workers=workers,
+                extra_args=("--buy-now-group", str(buy_now_group))) as server:
         skus = max(1, min(16, clients))
         market = seed_market(server.port, buyers=clients, skus=skus, units=10**8)
         result = drive_buy_now(server.port, market, clients, seconds)
-    return {**result, "workers": workers, "skus": skus}
+    return {**result, "workers": workers, "skus": skus, "buy_now_group": buy_now_group}
 
 
 @contextlib.contextmanager
@@ -324,22 +328,22 @@ def temporary_postgres(admin_url: str | None = None) -> Iterator[str]:
         admin.dispose()
 
 
-def run_http_bench(db: str | None, clients: int, seconds: float,
-                   workers: int) -> dict[str, dict[str, Any]]:
+def run_http_bench(db: str | None, clients: int, seconds: float, workers: int,
+                   buy_now_group: int = DEFAULT_GROUP) -> dict[str, dict[str, Any]]:
     """On `db` only, or on a temporary SQLite file and (when reachable) a temporary
     PostgreSQL database: one entry per backend."""
     from silkroute.store.engine import is_sqlite
 
     results: dict[str, dict[str, Any]] = {}
+    run = functools.partial(bench_one, clients=clients, seconds=seconds, workers=workers,
+                            buy_now_group=buy_now_group)
     with tempfile.TemporaryDirectory(prefix="silkroute-bench-http-") as tmp:
         logs = Path(tmp)
         if db:
             key = "sqlite" if is_sqlite(db) else "postgresql"
-            results[key] = bench_one(db, clients=clients, seconds=seconds, workers=workers,
-                                     log_dir=logs)
+            results[key] = run(db, log_dir=logs)
             return results
-        results["sqlite"] = bench_one(f"sqlite:///{logs / 'bench.db'}", clients=clients,
-                                      seconds=seconds, workers=workers, log_dir=logs)
+        results["sqlite"] = run(f"sqlite:///{logs / 'bench.db'}", log_dir=logs)
         try:
             pg = temporary_postgres()
             pg_url = pg.__enter__()
@@ -348,8 +352,7 @@ def run_http_bench(db: str | None, clients: int, seconds: float,
                                                 f"{str(exc).splitlines()[0]}"}
             return results
         try:
-            results["postgresql"] = bench_one(pg_url, clients=clients, seconds=seconds,
-                                              workers=workers, log_dir=logs)
+            results["postgresql"] = run(pg_url, log_dir=logs)
         finally:
             pg.__exit__(None, None, None)
     return results

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -316,30 +316,57 @@ def _place_group(engine: Engine, requests: Sequence[BuyNow], hooks: dict[int, _H
                  alone: list[int]) -> dict[int, CheckoutResult]:
     """The usual requests' checkouts in one transaction; the others into `alone`."""
     group = SharedUnitOfWork(engine).open()
-    placed: dict[int, CheckoutResult] = {}
     try:
         contexts = group.repos.money.one_click_contexts(
             [h.context_params() for h in hooks.values()])
-        for (i, h), rows in zip(hooks.items(), contexts, strict=True):
-            if not rows or rows[0].key_id is not None:  # no such SKU, or a replay
-                alone.append(i)
-                continue
-            h.rows = rows
-            r = requests[i]
+    except BaseException:
+        group.close(ok=False)
+        raise
+    calls: dict[int, Callable[[UnitOfWork], CheckoutResult]] = {}
+    for (i, h), rows in zip(hooks.items(), contexts, strict=True):
+        if not rows or rows[0].key_id is not None:  # no such SKU, or a replay
+            alone.append(i)
+            continue
+        h.rows = rows
+        r = requests[i]
+        calls[i] = functools.partial(_checkout_in, buyer_id=r.buyer_id,
+                                     line=CartLine(r.sku, r.quantity), hooks=h)
+    placed, failed = _together(group, calls)
+    alone.extend(failed)
+    return placed
+
+
+def _record_in(uow: UnitOfWork, *, plan: payments._Plan, provider: PaymentProvider,
+               auth: Any, cap: Any) -> payments.Paid:
+    return payments._recorded(uow, plan, provider, auth, cap)
+
+
+def _checkout_in(uow: UnitOfWork, *, buyer_id: int, line: CartLine,
+                 hooks: _Hooks) -> CheckoutResult:
+    return checkout(uow, buyer_id, [line], hooks=hooks, known=hooks.known)
+
+
+def _together(group: SharedUnitOfWork, calls: dict[int, Callable[[UnitOfWork], Any]]
+              ) -> tuple[dict[int, Any], list[int]]:
+    """Each call in the open shared unit, then its commit: the committed calls' results
+    by key, and the keys to run alone (a call that raised, its writes dropped; every call
+    when the shared statement failed, nothing of it kept)."""
+    done: dict[int, Any] = {}
+    alone: list[int] = []
+    try:
+        for i, call in calls.items():
             try:
-                placed[i] = checkout(group, r.buyer_id, [CartLine(r.sku, r.quantity)],
-                                     hooks=h, known=h.known)
-            except Exception:  # refused (its writes dropped): alone, for its own answer
+                done[i] = call(group)
+            except Exception:
                 alone.append(i)
     except BaseException:
         group.close(ok=False)
         raise
     try:
         group.commit()
-    except Exception:  # a shared statement failed: nothing of it stays; each alone
-        alone.extend(placed)
-        return {}
-    return placed
+    except Exception:
+        return {}, [*alone, *done]
+    return done, alone
 
 
 def _pay_group(engine: Engine, hooks: dict[int, _Hooks], placed: dict[int, CheckoutResult],
@@ -369,26 +396,13 @@ def _pay_group(engine: Engine, hooks: dict[int, _Hooks], placed: dict[int, Check
                 outcomes[i] = exc
             continue
         captured[i] = (plan, *pair)
-    done: dict[int, OneClickResult] = {}
-    later: list[int] = []  # recorded alone
-    group = SharedUnitOfWork(engine).open()
-    try:
-        for i, (plan, auth, cap) in captured.items():
-            try:
-                done[i] = _result(placed[i], payments._recorded(group, plan, provider,
-                                                                auth, cap))
-            except Exception:  # (its writes dropped)
-                later.append(i)
-    except BaseException:
-        group.close(ok=False)
-        raise
-    try:
-        group.commit()
-    except Exception:  # each alone (a concurrent pay recorded one first, say)
-        later.extend(done)
-        done = {}
+    # the records in one transaction; alone, one that failed (a concurrent pay recorded
+    # it first, say) or all of them when the shared statement failed
+    done, later = _together(SharedUnitOfWork(engine).open(), {
+        i: functools.partial(_record_in, plan=plan, provider=provider, auth=auth, cap=cap)
+        for i, (plan, auth, cap) in captured.items()}) if captured else ({}, [])
     for i, paid in done.items():
-        outcomes[i] = paid
+        outcomes[i] = _result(placed[i], paid)
     for i in later:
         plan, auth, cap = captured[i]
         try:

@@ -428,6 +428,10 @@ def test_bench_http_reports_its_figures_and_the_servers_group_size(pg_database: 
     assert pg["paid_orders"] > 0
     assert pg["paid_per_s"] == round(pg["paid_orders"] / 1.0, 1)
     assert 0 < pg["p50_ms"] <= pg["p99_ms"]
+    # CPU per paid order of each part (PostgreSQL runs on this machine, as in CI)
+    cpu = pg["cpu_ms_per_order"]
+    assert sorted(cpu) == ["client", "postgres", "server"]
+    assert all(ms > 0 for ms in cpu.values()), cpu
 
 
 def test_bench_http_refuses_a_negative_group_size_naming_the_option() -> None:

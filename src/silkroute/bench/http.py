@@ -248,6 +248,7 @@ def drive_buy_now(port: int, market: Market, clients: int, seconds: float,
     run = uuid.uuid4().hex[:8]
     lat: list[list[float]] = [[] for _ in range(clients)]
     outcomes: list[Counter[str]] = [Counter() for _ in range(clients)]
+    paid_all = [0] * clients  # warm-up included (for CPU per order)
 
     def client(i: int) -> None:
         api = Http(port)
@@ -270,6 +271,7 @@ def drive_buy_now(port: int, market: Market, clients: int, seconds: float,
                 except (http.client.HTTPException, OSError) as exc:
                     outcome = f"transport {type(exc).__name__}"
                 t1 = time.monotonic()
+                paid_all[i] += outcome == "paid"
                 if t0 >= measure_from and t1 <= stop_at:
                     outcomes[i][outcome] += 1
                     if outcome == "paid":
@@ -291,7 +293,7 @@ def drive_buy_now(port: int, market: Market, clients: int, seconds: float,
             "paid_per_s": round(paid / seconds, 1),
             "p50_ms": round(percentile(latencies, 0.50), 2),
             "p99_ms": round(percentile(latencies, 0.99), 2),
-            "errors": dict(total)}
+            "errors": dict(total), "paid_all": sum(paid_all)}
 
 
 def bench_one(db_url: str, *, clients: int, seconds: float, workers: int,
@@ -301,8 +303,59 @@ def bench_one(db_url: str, *, clients: int, seconds: float, workers: int,
                 extra_args=("--buy-now-group", str(buy_now_group))) as server:
         skus = max(1, min(16, clients))
         market = seed_market(server.port, buyers=clients, skus=skus, units=10**8)
+        meters = CpuMeters(server.pids(), postgres=not db_url.startswith("sqlite"))
         result = drive_buy_now(server.port, market, clients, seconds)
-    return {**result, "workers": workers, "skus": skus, "buy_now_group": buy_now_group}
+        cpu = meters.ms_per(result.pop("paid_all"))
+    return {**result, "workers": workers, "skus": skus, "buy_now_group": buy_now_group,
+            "cpu_ms_per_order": cpu}
+
+
+class CpuMeters:
+    """CPU seconds spent from now on by the server's processes, the bench's own (the
+    clients) and, for a database on this machine, PostgreSQL's processes (Linux `/proc`;
+    an empty answer elsewhere)."""
+
+    def __init__(self, server_pids: list[int], *, postgres: bool):
+        self.server_pids = server_pids
+        self.postgres = postgres
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        if not Path("/proc/self/stat").exists():
+            return {}
+        now = {"server": _cpu_seconds(self.server_pids), "client": _cpu_seconds([os.getpid()])}
+        if self.postgres:
+            local = _postgres_pids()
+            if local:
+                now["postgres"] = _cpu_seconds(local)
+        return now
+
+    def ms_per(self, orders: int) -> dict[str, float]:
+        """CPU milliseconds per order since this meter started, by part."""
+        end = self._now()
+        return {part: round((end[part] - self.start[part]) * 1000 / orders, 3)
+                for part in end if part in self.start and orders > 0}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds of these processes (all their threads; those gone
+    count nothing)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().startswith("postgres"):
+                    found.append(int(entry.name))
+    return found
 
 
 @contextlib.contextmanager

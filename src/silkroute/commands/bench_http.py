@@ -37,7 +37,9 @@ def bench_http(
         return (f"{r['paid_per_s']} paid orders/s ({r['paid_orders']} in {r['seconds']} s), "
                 f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; {r['clients']} clients, "
                 f"{r['workers']} server workers, {r['skus']} SKUs, buy-now groups of at most "
-                f"{r['buy_now_group']}; errors: {errors}")
+                f"{r['buy_now_group']}; errors: {errors}; CPU ms per paid order: "
+                + (", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_order"].items())
+                   or "not measured"))
 
     print_per_backend(run_http_bench(db, clients, seconds, workers, buy_now_group), as_json,
                       line)

@@ -65,3 +65,23 @@ def test_bench_checkout_refuses_bad_sizes_with_one_line():
     res = runner.invoke(app, ["bench", "checkout", "--orders", "0"])
     assert res.exit_code == 2
     assert res.stderr.strip() == "error: orders must be at least 1"
+
+
+def test_bench_checkout_counts_every_statement_of_a_paid_order(tmp_path: Path,
+                                                               pg_database: str) -> None:
+    """SQLite: 17 statements per paid one-click order; PostgreSQL: its three (context read,
+    checkout, payment, all sent on the driver directly) plus a sequence block now and
+    then. (`pg_database` for its skip, or failure under CI, without PostgreSQL.)"""
+    from silkroute.bench.http import temporary_postgres
+
+    with temporary_postgres() as url:
+        res = runner.invoke(app, ["bench", "checkout", "--db", url, "--orders", "40",
+                                  "--clients", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    pg = json.loads(res.stdout)["postgresql"]
+    assert (pg["orders"], pg["clients"]) == (40, 2)
+    assert 3.0 <= pg["sql_statements_per_order"] < 3.5
+    lite = f"sqlite:///{tmp_path / 'bench.db'}"
+    res = runner.invoke(app, ["bench", "checkout", "--db", lite, "--orders", "40", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["sqlite"]["sql_statements_per_order"] == 17.0

@@ -253,6 +253,7 @@ def _bench_one(url: str, orders: int, clients: int = 1) -> dict[str, Any]:
     from silkroute.services.one_click import one_click
     from silkroute.store.engine import make_engine
     from silkroute.store.migrate import upgrade
+    from silkroute.store.sql import driver_statements
     from silkroute.store.uow import UnitOfWork
 
     engine = make_engine(url)
@@ -299,7 +300,8 @@ def _bench_one(url: str, orders: int, clients: int = 1) -> dict[str, Any]:
 
     event.listen(engine, "before_cursor_execute", counter)
     started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
+    # ... and the statements sent on the driver directly (PostgreSQL's hot path)
+    with driver_statements(counter), ThreadPoolExecutor(clients) as pool:
         latencies = [x for part in pool.map(client, range(clients)) for x in part]
     elapsed = time.perf_counter() - started
     count = next(statements)

@@ -35,13 +35,14 @@ a second. Blocks start at one id and double while a process uses each up in time
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
 import time
 import weakref
 from collections import deque, namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import psycopg
@@ -282,12 +283,30 @@ def execute_on_driver(conn: Connection, sql: str, params: Any, *,
     invalidated, as SQLAlchemy does."""
     driver = conn.connection.driver_connection
     assert driver is not None
+    for observe in _DRIVER_OBSERVERS:
+        observe(conn, sql)
     try:
         if numbered:  # $1, $2, ... as PostgreSQL takes them: psycopg has nothing to parse
             return psycopg.RawCursor(driver).execute(sql, params)
         return driver.execute(sql, params)
     except psycopg.Error as exc:
         raise _driver_error(conn, driver, sql, params, exc) from exc
+
+
+# Callbacks told of every statement `execute_on_driver` sends (`bench checkout` counts
+# statements with SQLAlchemy's event and these, the statements SQLAlchemy never sees).
+_DRIVER_OBSERVERS: list[Callable[[Connection, str], None]] = []
+
+
+@contextlib.contextmanager
+def driver_statements(observe: Callable[[Connection, str], None]) -> Iterator[None]:
+    """Call `observe(conn, sql)` for every statement sent on the driver directly while the
+    block runs."""
+    _DRIVER_OBSERVERS.append(observe)
+    try:
+        yield
+    finally:
+        _DRIVER_OBSERVERS.remove(observe)
 
 
 def _driver_error(conn: Connection, driver: Any, sql: str, params: Any,

@@ -48,7 +48,8 @@ pg = pytest.mark.postgres
 ID_FETCH = "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
 PRICES = {"TEA-1": 12000, "MUG-1": 8000, "POT-1": 30000, "CUP-1": 5000}
 CODES = list(PRICES)
-GROUP = ["PIPELINE", "WITH w0 AS", "WITH w0 AS"]  # contexts, checkouts, payment records
+GROUP = ["SELECT req.idx, ctx.sku_id,", "WITH w0 AS", "WITH w0 AS"]  # contexts, checkouts,
+# payment records
 
 
 @pytest.fixture
@@ -154,10 +155,11 @@ def provider(engine: Engine) -> Iterator[Any]:
 @contextmanager
 def statements(engine: Engine) -> Iterator[Any]:
     """What the engine sends: `.words`, the first words of each statement through SQLAlchemy
-    or on the driver (ids fetches left out; the pipelined context reads as "PIPELINE"), and
-    `.on_driver`, the (sql, params) of those on the driver (`execute_on_driver`: flushes)."""
+    or on the driver (ids fetches left out), and
+    `.on_driver`, the (sql, params) of those on the driver (`execute_on_driver`: the
+    contexts read, then the flushes)."""
     sent = SimpleNamespace(words=[], on_driver=[])
-    on_driver, many = sql.execute_on_driver, sql.DriverSelect.all_many
+    on_driver = sql.execute_on_driver
 
     def record(_conn, _cursor, statement, *_rest):
         if (words := " ".join(statement.split()[:3])) != ID_FETCH:
@@ -169,17 +171,11 @@ def statements(engine: Engine) -> Iterator[Any]:
             sent.on_driver.append((statement, params))
         return on_driver(conn, statement, params, **kwargs)
 
-    def record_many(self, conn, params):
-        sent.words.append("PIPELINE")
-        return many(self, conn, params)
-
     event.listen(engine, "before_cursor_execute", record)
     sql.execute_on_driver = record_on_driver  # type: ignore[assignment]
-    sql.DriverSelect.all_many = record_many  # type: ignore[method-assign]
     try:
         yield sent
     finally:
-        sql.DriverSelect.all_many = many  # type: ignore[method-assign]
         sql.execute_on_driver = on_driver  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
 
@@ -218,13 +214,13 @@ def test_a_group_pays_every_request_in_three_statements_whatever_its_size(
         assert (provider.authorization_count, provider.capture_count) == (size, size)
         assert provider.captured_total("KRW") == Money(sum(o.total for o in out), "KRW")
     assert calls == []  # nobody took the alone path
-    assert sent.words == GROUP  # one pipeline, the checkouts, the payments: for any size
+    assert sent.words == GROUP  # the contexts, the checkouts, the payments: for any size
     for r, o in zip(reqs, out, strict=True):
         paid(o, r.sku, r.quantity)
     assert len({o.order_id for o in out}) == len({o.checkout_id for o in out}) == \
         len({o.payment_id for o in out}) == size
     units = bought(s, reqs)
-    assert reservations(sent.on_driver[0]) == sorted(units.items())  # one per SKU, summed
+    assert reservations(sent.on_driver[1]) == sorted(units.items())  # one per SKU, summed
     assert reserved(engine) == {k: (100, units[k]) for k in units}
     assert states(engine) == {"paid": size}
     ledger_ok(engine, size)
@@ -239,7 +235,7 @@ def test_requests_for_one_sku_at_one_location_make_one_summed_reservation(
     with statements(engine) as sent:
         out = oc.one_click_group(engine, reqs, provider=provider)
     assert (calls, sent.words) == ([], GROUP)
-    assert reservations(sent.on_driver[0]) == [(s.skus["TEA-1"], 12)]
+    assert reservations(sent.on_driver[1]) == [(s.skus["TEA-1"], 12)]
     for r, o in zip(reqs, out, strict=True):
         paid(o, r.sku, r.quantity)
     assert reserved(engine)[s.skus["TEA-1"]] == (20, 12)
@@ -624,3 +620,31 @@ def test_a_split_order_refused_after_reserving_leaves_no_reservation(
         assert conn.execute(select(func.sum(t.stock.c.reserved)).where(
             t.stock.c.sku_id == s.skus["TEA-1"])).scalar_one() == 0  # got 2: one per WH
     same_error(out[0], refused)  # got OutOfStock: its own leaked reservation
+
+
+# the contexts of a group in one statement read as each one alone ---------------------------
+@pg
+def test_a_groups_contexts_in_one_statement_read_as_each_alone(engine: Engine,
+                                                               provider: Any) -> None:
+    s = shop(engine, {"TEA-1": 5, "MUG-1": 0}, 3)
+    busan = add_location(s.uow(), s.seller, "Busan WH", city="Busan").location_id
+    set_stock(s.uow(), "TEA-1", busan, 2)  # TEA-1 at two locations: two rows, in order
+    paid(alone(s, oc.BuyNow(s.buyers[0], "TEA-1", 1, "used"), provider), "TEA-1", 1)
+    scope = f"one_click:buyer:{s.buyers[0]}"
+    asked = [(s.buyers[0], "TEA-1", "2026-11", scope, "used"),    # its key already claimed
+             (s.buyers[1], "NOPE-1", "2026-11", "x", "k1"),       # no such SKU: no row
+             (s.buyers[1], "MUG-1", "2026-11", "x", "k2"),        # no unit anywhere
+             (999_999, "TEA-1", "2026-11", "x", "k3"),            # no such buyer
+             (s.buyers[2], "TEA-1", "2026-11", "x", "k4")]
+    with UnitOfWork(engine) as uow:
+        together = uow.repos.money.one_click_contexts(asked)
+    with UnitOfWork(engine) as uow:
+        each = [list(uow.repos.money.one_click_context(*a)) for a in asked]
+    assert [[tuple(row)[1:] for row in rows] for rows in together] == \
+        [[tuple(row) for row in rows] for rows in each]
+    assert [[row.idx for row in rows] for rows in together] == [[1, 1], [], [3], [4, 4],
+                                                                [5, 5]]
+    assert [len(rows) for rows in each] == [2, 0, 1, 2, 2]
+    assert each[0][0].key_id is not None and each[3][0].buyer_found is None
+    assert [row.location_id for row in each[4]] == [s.seoul, busan]
+    assert [int(row.available) for row in each[4]] == [4, 2]

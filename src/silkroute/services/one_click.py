@@ -271,10 +271,11 @@ def one_click_group(engine: Engine, requests: Sequence[BuyNow], *,
     """`one_click` for several concurrent requests at once (group commit): per request, in
     order, its result or the exception `one_click` would have raised for it.
 
-    On PostgreSQL the requests' context reads go as one pipeline, their checkouts as one
-    statement (one transaction: `SharedUnitOfWork`), each payment to the provider, and the
-    payments' records as one more statement: a handful of round trips and two commits for
-    the whole group instead of about five round trips and two commits per request. Every
+    On PostgreSQL the requests' context reads go as one statement, their checkouts as one
+    statement (one transaction: `SharedUnitOfWork`), their provider calls as one (when
+    the provider takes many, `authorize_and_capture_many`) and the payments' records as
+    one more: four round trips and three commits for the whole group instead of four
+    round trips and three commits per request. Every
     request answers exactly as alone. Anything unusual for a request (a replayed key, no
     such SKU, a refusal, a declined card) sends it down `one_click`'s own path, and when
     a shared statement fails (a reservation that the group's summed quantities find

@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 
 from silkroute.store import money_tables as m
 from silkroute.store import tables as t
@@ -49,11 +61,18 @@ class MoneyRepo:
 
     def one_click_contexts(self, params: Sequence[tuple[int, str, str, str, str]]
                            ) -> list[list[Any]]:
-        """`one_click_context` for several (buyer_id, sku, period, scope, key) at once (one
-        pipeline on PostgreSQL before the transaction begins), in order."""
-        names = ("buyer_id", "sku", "period", "scope", "key")
-        return _one_click_context().all_many(self.conn,
-                                             [dict(zip(names, p, strict=True)) for p in params])
+        """`one_click_context` for several (buyer_id, sku, period, scope, key) at once, in
+        order (on PostgreSQL one statement, `_one_click_contexts`; its rows carry the
+        request's `idx` too)."""
+        if len(params) < 2 or self.conn.dialect.name != "postgresql":
+            return [list(self.one_click_context(*p)) for p in params]
+        buyer_ids, skus, periods, scopes, keys = (list(c) for c in zip(*params, strict=True))
+        out: list[list[Any]] = [[] for _ in params]
+        for row in _one_click_contexts().all(self.conn, {
+                "buyer_ids": buyer_ids, "skus": skus, "periods": periods, "scopes": scopes,
+                "keys": keys}):
+            out[row.idx - 1].append(row)
+        return out
 
     # shipping templates and commission ---------------------------------------------------
     def set_shipping_template(self, seller_id: int, template: dict[str, Any],
@@ -227,18 +246,50 @@ def _one_click_context() -> DriverSelect:
     and card, the seller's shipping template, this month's membership, the idempotency key
     if already claimed, and the router index's network signature (`network_signature`).
     No row: no such SKU."""
+    return DriverSelect(
+        _context_select(bindparam("buyer_id"), bindparam("sku"), bindparam("period"),
+                        bindparam("scope"), bindparam("key"))
+        # Locks nothing, changes nothing: on PostgreSQL it may run before the checkout's
+        # transaction begins (store/sql.py `begin_outside`).
+        .execution_options(**{LOCK_FREE_READ: True}))
+
+
+@functools.cache
+def _one_click_contexts() -> DriverSelect:
+    """`_one_click_context` for many requests in one PostgreSQL statement: the requests as
+    arrays unnested WITH ORDINALITY (`idx`, from 1), each one's rows from the same select
+    run as a LATERAL subquery, in request order then location order. Its text is the same
+    whatever the number of requests (prepared once), and the network signature's
+    subqueries, which depend on no request, run once for all."""
+    req = func.unnest(
+        bindparam("buyer_ids", type_=ARRAY(Integer)), bindparam("skus", type_=ARRAY(Text)),
+        bindparam("periods", type_=ARRAY(Text)), bindparam("scopes", type_=ARRAY(Text)),
+        bindparam("keys", type_=ARRAY(Text)),
+    ).table_valued("buyer_id", "sku", "period", "scope", "key",
+                   with_ordinality="idx").render_derived(name="req")
+    ctx = _context_select(req.c.buyer_id, req.c.sku, req.c.period, req.c.scope,
+                          req.c.key).lateral("ctx")
+    return DriverSelect(select(req.c.idx, *ctx.c).select_from(req.join(ctx, true()))
+                        .order_by(req.c.idx, ctx.c.location_id)
+                        .execution_options(**{LOCK_FREE_READ: True}))
+
+
+def _context_select(buyer_id: Any, sku: Any, period: Any, scope: Any, key: Any) -> Any:
+    """The one-click context's select for a request given as column expressions."""
     from silkroute.store.network_repo import SIGNATURE_COLUMNS
 
     pm, st, mp, ik, sk, ad, by = (m.payment_methods, m.shipping_templates,
                                   m.membership_periods, m.idempotency_keys, t.skus,
                                   t.addresses, t.buyers)
     so, lo = t.stock, t.locations
-    buyer_id: Any = bindparam("buyer_id")
+    # (correlated to whatever gives the buyer: a parameter, or the outer request row)
     default_pm = (select(pm.c.id).where(pm.c.buyer_id == buyer_id)
-                  .order_by(pm.c.is_default.desc(), pm.c.id).limit(1).scalar_subquery())
+                  .order_by(pm.c.is_default.desc(), pm.c.id).limit(1)
+                  .correlate_except(pm).scalar_subquery())
     default_address = (select(ad.c.id).where(ad.c.buyer_id == buyer_id)
-                       .order_by(ad.c.is_default.desc(), ad.c.id).limit(1).scalar_subquery())
-    return DriverSelect(select(sk.c.id.label("sku_id"), sk.c.currency.label("sku_currency"),
+                       .order_by(ad.c.is_default.desc(), ad.c.id).limit(1)
+                       .correlate_except(ad).scalar_subquery())
+    return (select(sk.c.id.label("sku_id"), sk.c.currency.label("sku_currency"),
                    sk.c.seller_id, sk.c.code, sk.c.on_sale, sk.c.weight_g, sk.c.price_amount,
                    by.c.id.label("buyer_found"),
                    ad.c.id.label("address_id"), ad.c.latitude, ad.c.longitude, ad.c.zone_id,
@@ -253,12 +304,9 @@ def _one_click_context() -> DriverSelect:
             .outerjoin(ad, ad.c.id == default_address)
             .outerjoin(pm, pm.c.id == default_pm)
             .outerjoin(st, st.c.seller_id == sk.c.seller_id)
-            .outerjoin(mp, and_(mp.c.buyer_id == buyer_id, mp.c.period == bindparam("period")))
-            .outerjoin(ik, and_(ik.c.scope == bindparam("scope"), ik.c.key == bindparam("key")))
+            .outerjoin(mp, and_(mp.c.buyer_id == buyer_id, mp.c.period == period))
+            .outerjoin(ik, and_(ik.c.scope == scope, ik.c.key == key))
             .outerjoin(so.join(lo, lo.c.id == so.c.location_id),
                        and_(so.c.sku_id == sk.c.id, lo.c.seller_id == sk.c.seller_id))
-            .where(sk.c.code == bindparam("sku"))
-            .order_by(lo.c.id)
-            # Locks nothing, changes nothing: on PostgreSQL it may run before the checkout's
-            # transaction begins (store/sql.py `begin_outside`).
-            .execution_options(**{LOCK_FREE_READ: True}))
+            .where(sk.c.code == sku)
+            .order_by(lo.c.id))

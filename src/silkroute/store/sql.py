@@ -339,21 +339,6 @@ class DriverSelect:
         cur = execute_on_driver(conn, sql_text, {**defaults, **params})
         return [row_type._make(r) for r in cur.fetchall()]
 
-    def all_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[list[Any]]:
-        """`all` for each of `params`, in order; on the driver as one pipeline (every
-        statement sent before the first answer is read: one round trip for all)."""
-        info = conn.info
-        driver = conn.connection.driver_connection
-        if len(params) < 2 or not info.get(_OUTSIDE) or info.get(PENDING) or driver is None:
-            return [self.all(conn, p) for p in params]
-        _dialect, sql_text, defaults, row_type = self._compile(conn)
-        try:
-            with driver.pipeline():
-                cursors = [driver.execute(sql_text, {**defaults, **p}) for p in params]
-        except psycopg.Error as exc:
-            raise _driver_error(conn, driver, sql_text, params, exc) from exc
-        return [[row_type._make(r) for r in cur.fetchall()] for cur in cursors]
-
     def _compile(self, conn: Connection) -> tuple[Dialect, str, dict[str, Any], Any]:
         compiled = self._compiled
         if compiled is None or compiled[0] is not conn.dialect:

@@ -275,9 +275,9 @@ def one_click_group(engine: Engine, requests: Sequence[BuyNow], *,
     statement (one transaction: `SharedUnitOfWork`), their provider calls as one (when
     the provider takes many, `authorize_and_capture_many`) and the payments' records as
     one more: four round trips and three commits for the whole group instead of four
-    round trips and three commits per request. Every
-    request answers exactly as alone. Anything unusual for a request (a replayed key, no
-    such SKU, a refusal, a declined card) sends it down `one_click`'s own path, and when
+    round trips and three commits per request. Every request answers exactly as alone.
+    Anything unusual for a request (a replayed key, no such SKU, a refusal, a declined
+    card) sends it down `one_click`'s own path, and when
     a shared statement fails (a reservation that the group's summed quantities find
     short, a key claimed concurrently, a lock conflict), everything of that statement is
     rolled back and each of its requests runs alone: correctness never rests on the

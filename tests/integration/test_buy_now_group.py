@@ -159,24 +159,21 @@ def statements(engine: Engine) -> Iterator[Any]:
     `.on_driver`, the (sql, params) of those on the driver (`execute_on_driver`: the
     contexts read, then the flushes)."""
     sent = SimpleNamespace(words=[], on_driver=[])
-    on_driver = sql.execute_on_driver
 
     def record(_conn, _cursor, statement, *_rest):
         if (words := " ".join(statement.split()[:3])) != ID_FETCH:
             sent.words.append(words)
 
-    def record_on_driver(conn, statement, params, **kwargs):
+    def record_on_driver(conn, statement, params):
         if conn.engine is engine:
             sent.words.append(" ".join(statement.split()[:3]))
             sent.on_driver.append((statement, params))
-        return on_driver(conn, statement, params, **kwargs)
 
     event.listen(engine, "before_cursor_execute", record)
-    sql.execute_on_driver = record_on_driver  # type: ignore[assignment]
     try:
-        yield sent
+        with sql.driver_statements(record_on_driver):
+            yield sent
     finally:
-        sql.execute_on_driver = on_driver  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
 
 

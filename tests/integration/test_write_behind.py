@@ -43,22 +43,19 @@ def statements(engine: Engine) -> Iterator[list[str]]:
     SQLAlchemy, and on the driver directly (`sql.execute_on_driver`: the flushes and the
     lock-free reads run before a transaction)."""
     sent: list[str] = []
-    on_driver = sql.execute_on_driver
 
     def record(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001
         sent.append(" ".join(statement.split()[:3]))
 
-    def record_on_driver(conn, statement, params, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def record_on_driver(conn, statement, _params) -> None:  # noqa: ANN001
         if conn.engine is engine:
             sent.append(" ".join(statement.split()[:3]))
-        return on_driver(conn, statement, params, **kwargs)
 
     event.listen(engine, "before_cursor_execute", record)
-    sql.execute_on_driver = record_on_driver  # type: ignore[assignment]
     try:
-        yield sent
+        with sql.driver_statements(record_on_driver):
+            yield sent
     finally:
-        sql.execute_on_driver = on_driver  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
 
 

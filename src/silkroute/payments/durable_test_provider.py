@@ -182,6 +182,36 @@ _PG_AUTHORIZE_AND_CAPTURE_MANY = (
     "SELECT count(*) FROM ops")
 
 
+def _first_pair(authorize_key: str, capture_key: str, payment_method: str, amount: Money
+                ) -> dict[str, Any] | None:
+    """The rows' values of an authorize and a capture of all of it that both approve at
+    once (`_PG_AUTHORIZE_AND_CAPTURE`'s parameters, new references), or None when they
+    would not: a bad key or amount, a card that times out or declines."""
+    if not _valid_key(authorize_key) or not _valid_key(capture_key) or \
+            not isinstance(amount, Money) or amount.amount <= 0:
+        return None
+    card = normalize_card(payment_method)
+    if card in (TIMEOUT, APPROVE_ON_RETRY) or \
+            card_decline_reason(card, authorize_key, 1) is not None:
+        return None
+    auth_ref = _reference("auth")
+    return {"auth_ref": auth_ref, "capture_ref": _reference("capture"), "last4": card[-4:],
+            "amount": amount.amount, "currency": amount.currency,
+            "auth_key": authorize_key, "capture_key": capture_key,
+            "auth_fingerprint": _fingerprint(PaymentOperation.AUTHORIZE, card, amount),
+            "capture_fingerprint": _fingerprint(PaymentOperation.CAPTURE, auth_ref, None)}
+
+
+def _pair_results(pair: dict[str, Any], amount: Money
+                  ) -> tuple[PaymentResult, PaymentResult]:
+    """What the authorize and the capture of `pair` (`_first_pair`) answer."""
+    return (PaymentResult(PaymentOperation.AUTHORIZE, pair["auth_ref"],
+                          PaymentStatus.AUTHORIZED, amount, pair["auth_key"]),
+            PaymentResult(PaymentOperation.CAPTURE, pair["capture_ref"],
+                          PaymentStatus.CAPTURED, amount, pair["capture_key"],
+                          parent=pair["auth_ref"]))
+
+
 class _Claimed(Exception):
     """Another call holds (and has now recorded) this idempotency key."""
 
@@ -338,41 +368,31 @@ class DurableTestPaymentProvider:
         the two calls. None when it is not that case (another card, a key already used, a
         failure; nothing of it stays): the caller then makes the two calls, which answer
         it as usual."""
-        if not _valid_key(authorize_key) or not _valid_key(capture_key) or \
-                not isinstance(amount, Money) or amount.amount <= 0:
+        pair = _first_pair(authorize_key, capture_key, payment_method, amount)
+        if pair is None:
             return None
-        card = normalize_card(payment_method)
-        if card in (TIMEOUT, APPROVE_ON_RETRY) or \
-                card_decline_reason(card, authorize_key, 1) is not None:
-            return None
-        auth_ref, capture_ref = _reference("auth"), _reference("capture")
-        auth_fingerprint = _fingerprint(PaymentOperation.AUTHORIZE, card, amount)
-        capture_fingerprint = _fingerprint(PaymentOperation.CAPTURE, auth_ref, None)
         if self._one_statement:
-            row = self._first_call(_PG_AUTHORIZE_AND_CAPTURE, {
-                "auth_ref": auth_ref, "capture_ref": capture_ref, "last4": card[-4:],
-                "amount": amount.amount, "currency": amount.currency,
-                "auth_key": authorize_key, "capture_key": capture_key,
-                "auth_fingerprint": auth_fingerprint,
-                "capture_fingerprint": capture_fingerprint})
-            if row is None:
+            if self._first_call(_PG_AUTHORIZE_AND_CAPTURE, pair) is None:
                 return None
         else:
+            auth_ref, capture_ref = pair["auth_ref"], pair["capture_ref"]
             money = {"amount": amount.amount, "currency": amount.currency}
             try:
                 with self._begin() as conn:
                     conn.execute(_INSERT_AUTH, {
-                        "reference": auth_ref, "card_last4": card[-4:], **money,
+                        "reference": auth_ref, "card_last4": pair["last4"], **money,
                         "status": PaymentStatus.CAPTURED.value,
                         "capture_reference": capture_ref})
                     conn.execute(_INSERT_CAP, {"reference": capture_ref,
                                                "authorization_ref": auth_ref, **money,
                                                "refunded": 0})
                     for key, fingerprint, operation, status, reference, parent in (
-                            (authorize_key, auth_fingerprint, PaymentOperation.AUTHORIZE,
-                             PaymentStatus.AUTHORIZED, auth_ref, None),
-                            (capture_key, capture_fingerprint, PaymentOperation.CAPTURE,
-                             PaymentStatus.CAPTURED, capture_ref, auth_ref)):
+                            (authorize_key, pair["auth_fingerprint"],
+                             PaymentOperation.AUTHORIZE, PaymentStatus.AUTHORIZED, auth_ref,
+                             None),
+                            (capture_key, pair["capture_fingerprint"],
+                             PaymentOperation.CAPTURE, PaymentStatus.CAPTURED, capture_ref,
+                             auth_ref)):
                         conn.execute(_INSERT_OP, {
                             "key": key, "fingerprint": fingerprint,
                             "operation": operation.value, "status": status.value,
@@ -380,10 +400,7 @@ class DurableTestPaymentProvider:
                             "decline_reason": None})
             except SQLAlchemyError:
                 return None  # a key taken (or anything else): the two calls answer
-        return (PaymentResult(PaymentOperation.AUTHORIZE, auth_ref, PaymentStatus.AUTHORIZED,
-                              amount, authorize_key),
-                PaymentResult(PaymentOperation.CAPTURE, capture_ref, PaymentStatus.CAPTURED,
-                              amount, capture_key, parent=auth_ref))
+        return _pair_results(pair, amount)
 
     def authorize_and_capture_many(self, calls: Sequence[Mapping[str, Any]]
                                    ) -> list[tuple[PaymentResult, PaymentResult] | None]:
@@ -395,38 +412,17 @@ class DurableTestPaymentProvider:
             return [self.authorize_and_capture(**call) for call in calls]
         rows: dict[int, dict[str, Any]] = {}
         for i, call in enumerate(calls):
-            amount, card = call["amount"], normalize_card(call["payment_method"])
-            if not _valid_key(call["authorize_key"]) or not _valid_key(call["capture_key"]) \
-                    or not isinstance(amount, Money) or amount.amount <= 0 or \
-                    card in (TIMEOUT, APPROVE_ON_RETRY) or \
-                    card_decline_reason(card, call["authorize_key"], 1) is not None:
-                continue
-            auth_ref = _reference("auth")
-            rows[i] = {
-                "auth_ref": auth_ref, "capture_ref": _reference("capture"),
-                "last4": card[-4:], "amount": amount.amount, "currency": amount.currency,
-                "auth_key": call["authorize_key"], "capture_key": call["capture_key"],
-                "auth_fingerprint": _fingerprint(PaymentOperation.AUTHORIZE, card, amount),
-                "capture_fingerprint": _fingerprint(PaymentOperation.CAPTURE, auth_ref, None)}
+            pair = _first_pair(**call)
+            if pair is not None:
+                rows[i] = pair
         done = None
         if len(rows) > 1:
             columns = next(iter(rows.values())).keys()
             done = self._first_call(_PG_AUTHORIZE_AND_CAPTURE_MANY, {
                 name: [row[name] for row in rows.values()] for name in columns})
-        out: list[tuple[PaymentResult, PaymentResult] | None] = []
-        for i, call in enumerate(calls):
-            row = rows.get(i)
-            if done is None or row is None:  # alone: it answers as usual
-                out.append(self.authorize_and_capture(**call))
-                continue
-            amount = call["amount"]
-            out.append((
-                PaymentResult(PaymentOperation.AUTHORIZE, row["auth_ref"],
-                              PaymentStatus.AUTHORIZED, amount, call["authorize_key"]),
-                PaymentResult(PaymentOperation.CAPTURE, row["capture_ref"],
-                              PaymentStatus.CAPTURED, amount, call["capture_key"],
-                              parent=row["auth_ref"])))
-        return out
+        # a call not in the statement (or all, when it failed) is made alone
+        return [self.authorize_and_capture(**call) if done is None or i not in rows
+                else _pair_results(rows[i], call["amount"]) for i, call in enumerate(calls)]
 
     def void(self, *, idempotency_key: str, authorization: str) -> PaymentResult:
         fingerprint = _fingerprint(PaymentOperation.VOID, authorization)

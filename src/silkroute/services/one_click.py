@@ -16,12 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from silkroute.domain.catalog import check_quantity, check_sku_code
 from silkroute.domain.errors import NotFound, ValidationError
-from silkroute.domain.money import CurrencyMismatch, Money
+from silkroute.domain.money import CurrencyMismatch
 from silkroute.payments.port import (
     IdempotencyKeyReused,
     PaymentError,
     PaymentProvider,
-    derive_key,
 )
 from silkroute.routing.policy import CandidateLocation
 from silkroute.services import payments
@@ -375,10 +374,7 @@ def _pay_group(engine: Engine, hooks: dict[int, _Hooks], placed: dict[int, Check
     """Pay the placed orders into `outcomes`: the provider per order, the records in one
     transaction."""
     plans = {i: _plan(hooks[i], result) for i, result in placed.items()}
-    calls = [{"authorize_key": derive_key("authorize", "checkout", plan.checkout_id),
-              "capture_key": derive_key("capture", "checkout", plan.checkout_id),
-              "payment_method": plan.token, "amount": Money(plan.total, plan.currency)}
-             for plan in plans.values()]
+    calls = [payments.first_pair_call(plan) for plan in plans.values()]
     # A provider that takes many first pairs at once does (the durable test provider: one
     # statement); one that takes a pair does it per order; None: `charge` calls it.
     many = getattr(provider, "authorize_and_capture_many", None)

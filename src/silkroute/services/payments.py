@@ -318,6 +318,14 @@ def _existing(uow: UnitOfWork, payment: Any) -> Paid:
                 payment.currency, ids)
 
 
+def first_pair_call(plan: _Plan) -> dict[str, Any]:
+    """The arguments of a provider's `authorize_and_capture` for `plan` (its keys derive
+    from the checkout, so a retry is the same call)."""
+    return {"authorize_key": derive_key("authorize", "checkout", plan.checkout_id),
+            "capture_key": derive_key("capture", "checkout", plan.checkout_id),
+            "payment_method": plan.token, "amount": Money(plan.total, plan.currency)}
+
+
 def charge(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider,
            on_fail: Callable[[UnitOfWork, PaymentError], None] | None = None) -> Paid:
     """Authorize and capture `plan` at the provider, then record it in one transaction."""
@@ -326,10 +334,7 @@ def charge(uow: UnitOfWork, plan: _Plan, provider: PaymentProvider,
     # A provider that can take both first calls in one request does (the durable test
     # provider on PostgreSQL: one round trip instead of two); None means "call them".
     both = getattr(provider, "authorize_and_capture", None)
-    pair = None if both is None else both(
-        authorize_key=derive_key("authorize", "checkout", plan.checkout_id),
-        capture_key=derive_key("capture", "checkout", plan.checkout_id),
-        payment_method=plan.token, amount=amount)
+    pair = None if both is None else both(**first_pair_call(plan))
     if pair is not None:
         return _recorded(uow, plan, provider, *pair)
     try:

@@ -284,40 +284,34 @@ def execute_on_driver(conn: Connection, sql: str, params: Any, *,
     driver = conn.connection.driver_connection
     assert driver is not None
     for observe in _DRIVER_OBSERVERS:
-        observe(conn, sql)
+        observe(conn, sql, params)
     try:
         if numbered:  # $1, $2, ... as PostgreSQL takes them: psycopg has nothing to parse
             return psycopg.RawCursor(driver).execute(sql, params)
         return driver.execute(sql, params)
     except psycopg.Error as exc:
-        raise _driver_error(conn, driver, sql, params, exc) from exc
+        broken = driver.closed or driver.broken
+        err = DBAPIError.instance(sql, params, exc, psycopg.Error,
+                                  connection_invalidated=broken, dialect=conn.dialect)
+        if broken:
+            conn.invalidate(exc)
+        raise err from exc
 
 
 # Callbacks told of every statement `execute_on_driver` sends (`bench checkout` counts
 # statements with SQLAlchemy's event and these, the statements SQLAlchemy never sees).
-_DRIVER_OBSERVERS: list[Callable[[Connection, str], None]] = []
+_DRIVER_OBSERVERS: list[Callable[[Connection, str, Any], None]] = []
 
 
 @contextlib.contextmanager
-def driver_statements(observe: Callable[[Connection, str], None]) -> Iterator[None]:
-    """Call `observe(conn, sql)` for every statement sent on the driver directly while the
-    block runs."""
+def driver_statements(observe: Callable[[Connection, str, Any], None]) -> Iterator[None]:
+    """Call `observe(conn, sql, params)` for every statement sent on the driver directly
+    while the block runs."""
     _DRIVER_OBSERVERS.append(observe)
     try:
         yield
     finally:
         _DRIVER_OBSERVERS.remove(observe)
-
-
-def _driver_error(conn: Connection, driver: Any, sql: str, params: Any,
-                  exc: psycopg.Error) -> Exception:
-    """SQLAlchemy's exception for a driver's error (the connection invalidated if broken)."""
-    broken = driver.closed or driver.broken
-    err = DBAPIError.instance(sql, params, exc, psycopg.Error,
-                              connection_invalidated=broken, dialect=conn.dialect)
-    if broken:
-        conn.invalidate(exc)
-    return err
 
 
 class DriverSelect:
